@@ -1,0 +1,260 @@
+//! Admission: static checks of wasm bytes before anything is compiled or run.
+//!
+//! Validation uses exactly the engine's feature set, imports must be on the allow-list, and
+//! the policy's caps on module size, function count and declared memory apply. Every failure
+//! is a [`Rejection`] naming what was wrong; malformed bytes never panic.
+
+use std::collections::HashMap;
+
+use wasmparser::{
+    ExternalKind, FuncType, Parser, Payload, TypeRef, Validator, WasmFeatures,
+};
+
+use crate::capability::imports;
+use crate::policy::Policy;
+
+/// What kind of binary the bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryKind {
+    /// A core WebAssembly module (WASI preview 1).
+    CoreModule,
+    /// A WebAssembly component (WASI 0.2).
+    Component,
+}
+
+/// Facts about an admitted binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleInfo {
+    /// Core module or component.
+    pub kind: BinaryKind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Imported plus defined functions (core modules).
+    pub functions: u64,
+    /// Declared initial linear memory in bytes (core modules).
+    pub memory_min_bytes: u64,
+    /// `module::name` of every import, in order (core modules).
+    pub imports: Vec<String>,
+}
+
+/// Why a module was not admitted. Displayed as one lowercase sentence.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Rejection(pub String);
+
+const WASM_MAGIC: &[u8; 4] = b"\0asm";
+const PAGE: u64 = 65536;
+
+/// Sniffs the header: core module, component, or a clear reason why neither.
+///
+/// # Errors
+///
+/// Empty input, an ELF or other non-wasm file, an unknown wasm version.
+pub fn sniff(bytes: &[u8]) -> Result<BinaryKind, Rejection> {
+    if bytes.is_empty() {
+        return Err(Rejection("the file is empty, not a WebAssembly binary".into()));
+    }
+    if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
+        if bytes.starts_with(b"\x7fELF") {
+            return Err(Rejection(
+                "the file is an ELF executable, not a WebAssembly binary".into(),
+            ));
+        }
+        if bytes.len() >= 4 && &bytes[..4] == WASM_MAGIC {
+            return Err(Rejection("the WebAssembly header is truncated".into()));
+        }
+        return Err(Rejection(
+            "the file is not a WebAssembly binary (it does not start with `\\0asm`)".into(),
+        ));
+    }
+    match bytes[4..8] {
+        [1, 0, 0, 0] => Ok(BinaryKind::CoreModule),
+        [0x0d, 0x00, 0x01, 0x00] => Ok(BinaryKind::Component),
+        [a, b, c, d] => Err(Rejection(format!(
+            "unsupported WebAssembly version/layer bytes {a:02x} {b:02x} {c:02x} {d:02x}"
+        ))),
+        _ => Err(Rejection("the WebAssembly header is truncated".into())),
+    }
+}
+
+/// Admits a core module: header, size cap, validation with `features`, import allow-list,
+/// function-count and memory caps, and the `_start`/`memory` exports of a WASI command.
+///
+/// # Errors
+///
+/// The first reason the module cannot run, as a [`Rejection`].
+pub fn admit_core(
+    bytes: &[u8],
+    policy: &Policy,
+    features: WasmFeatures,
+) -> Result<ModuleInfo, Rejection> {
+    let limits = &policy.limits;
+    if bytes.len() as u64 > limits.module_bytes.0 {
+        return Err(Rejection(format!(
+            "the module is {} bytes, more than the policy's `module_bytes` limit of {}",
+            bytes.len(),
+            limits.module_bytes
+        )));
+    }
+    match sniff(bytes)? {
+        BinaryKind::CoreModule => {}
+        BinaryKind::Component => {
+            return Err(Rejection(
+                "this is a WebAssembly component, but a core module was expected".into(),
+            ));
+        }
+    }
+    let mut validator = Validator::new_with_features(features);
+    validator
+        .validate_all(bytes)
+        .map_err(|e| Rejection(format!("invalid module: {e}")))?;
+
+    let mut types: Vec<Option<FuncType>> = Vec::new();
+    let mut func_types: Vec<u32> = Vec::new();
+    let mut imports_seen = Vec::new();
+    let mut memory_min_pages = 0u64;
+    let mut exports: HashMap<String, (ExternalKind, u32)> = HashMap::new();
+
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| Rejection(format!("invalid module: {e}")))?;
+        match payload {
+            Payload::TypeSection(reader) => {
+                for rec in reader.into_iter_err_on_gc_types() {
+                    let ty = rec.map_err(|e| Rejection(format!("invalid module: {e}")))?;
+                    types.push(Some(ty));
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    let import = import.map_err(|e| Rejection(format!("invalid module: {e}")))?;
+                    let shown = format!(
+                        "{}::{}",
+                        import.module.escape_debug(),
+                        import.name.escape_debug()
+                    );
+                    match import.ty {
+                        TypeRef::Func(idx) => {
+                            if !imports::is_allowed(import.module, import.name) {
+                                return Err(Rejection(forbidden_import_message(
+                                    import.module,
+                                    &shown,
+                                )));
+                            }
+                            func_types.push(idx);
+                        }
+                        TypeRef::Memory(_) | TypeRef::Table(_) | TypeRef::Global(_) => {
+                            return Err(Rejection(format!(
+                                "the module imports `{shown}`, which is not a function; corral provides only WASI functions (hint: the module must define and export its own memory)"
+                            )));
+                        }
+                        _ => {
+                            return Err(Rejection(format!(
+                                "the module imports `{shown}`, which corral does not provide"
+                            )));
+                        }
+                    }
+                    imports_seen.push(shown);
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                for idx in reader {
+                    func_types.push(idx.map_err(|e| Rejection(format!("invalid module: {e}")))?);
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for mem in reader {
+                    let mem = mem.map_err(|e| Rejection(format!("invalid module: {e}")))?;
+                    memory_min_pages = memory_min_pages.saturating_add(mem.initial);
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export.map_err(|e| Rejection(format!("invalid module: {e}")))?;
+                    exports.insert(export.name.to_string(), (export.kind, export.index));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let functions = func_types.len() as u64;
+    if functions > limits.functions.0 {
+        return Err(Rejection(format!(
+            "the module has {functions} functions, more than the policy's `functions` limit of {}",
+            limits.functions
+        )));
+    }
+    let memory_min_bytes = memory_min_pages.saturating_mul(PAGE);
+    if memory_min_bytes > limits.memory.0 {
+        return Err(Rejection(format!(
+            "the module declares {memory_min_pages} pages ({} bytes) of initial memory, more than the policy's `memory_bytes` limit of {}",
+            memory_min_bytes, limits.memory
+        )));
+    }
+
+    match exports.get("_start") {
+        Some((ExternalKind::Func, idx)) => {
+            let ty = func_types
+                .get(*idx as usize)
+                .and_then(|t| types.get(*t as usize))
+                .and_then(|t| t.as_ref());
+            match ty {
+                Some(t) if t.params().is_empty() && t.results().is_empty() => {}
+                _ => {
+                    return Err(Rejection(
+                        "the `_start` export must be a function taking and returning nothing"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        Some(_) => {
+            return Err(Rejection("the `_start` export is not a function".into()));
+        }
+        None if exports.contains_key("_initialize") => {
+            return Err(Rejection(
+                "the module is a WASI reactor (it exports `_initialize`, not `_start`) (hint: build a command, e.g. a binary with `fn main`)".into(),
+            ));
+        }
+        None => {
+            return Err(Rejection(
+                "the module has no `_start` export (hint: build a WASI command, e.g. a Rust binary with `fn main` for wasm32-wasip1)".into(),
+            ));
+        }
+    }
+    if !imports_seen.is_empty()
+        && !matches!(exports.get("memory"), Some((ExternalKind::Memory, _)))
+    {
+        return Err(Rejection(
+            "the module imports host functions but does not export its `memory`".into(),
+        ));
+    }
+
+    Ok(ModuleInfo {
+        kind: BinaryKind::CoreModule,
+        size: bytes.len() as u64,
+        functions,
+        memory_min_bytes,
+        imports: imports_seen,
+    })
+}
+
+fn forbidden_import_message(module: &str, shown: &str) -> String {
+    match module {
+        imports::WASI_P1 => format!(
+            "the module imports `{shown}`, which is not a WASI preview 1 function corral provides"
+        ),
+        imports::CORRAL_V1 => {
+            format!("the module imports `{shown}`, which is not part of corral_v1")
+        }
+        "wasi_unstable" => format!(
+            "the module imports `{shown}` from WASI preview 0 (`wasi_unstable`), which corral does not provide (hint: rebuild for wasm32-wasip1)"
+        ),
+        "wasi" => format!(
+            "the module imports `{shown}` (wasi-threads), and threads are disabled"
+        ),
+        _ => format!(
+            "the module imports `{shown}`; only `wasi_snapshot_preview1` and `corral_v1` functions are provided"
+        ),
+    }
+}

@@ -1,0 +1,247 @@
+//! Argument parsing and command dispatch.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use engine::compile::Language;
+use engine::{DirGrant, Engine, EngineConfig, Policy, RunReport, Verdict};
+use engine::request::RunRequest;
+
+use crate::output;
+
+/// Exit status for a bad invocation or input (INTERFACE.md).
+const EXIT_INVALID: u8 = 2;
+/// Exit status for an internal host error.
+const EXIT_HOST: u8 = 70;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "corral",
+    version,
+    about = "Run untrusted code as WebAssembly under a policy, with typed verdicts and replayable records",
+    long_about = "Run untrusted code as WebAssembly under a policy, with typed verdicts and replayable records.\n\n\
+        FILE is chosen by extension: .wasm (core module), .wat, .rs (compiled with rustc for wasm32-wasip1).\n\
+        Exit status of `run`: 0 when the guest completed with exit code 0; 1 for any other verdict of the guest \
+        (non-zero exit, trap, limit, denied, rejected, compile error); 2 for a bad invocation or input file; \
+        70 for an internal host error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Compile if needed, admit, run once, print a report.
+    Run(RunArgs),
+    /// Static admission only: compile if needed and check the module, without running it.
+    Check(CheckArgs),
+}
+
+/// Options shared by `run`, `check` and `eval`.
+#[derive(Args, Debug, Clone)]
+struct Shared {
+    /// A bundled policy by name (strict, standard, permissive) or a TOML file. Default: strict.
+    #[arg(long, value_name = "NAME|PATH", default_value = "strict")]
+    policy: String,
+    /// Expose a host directory at a guest path: read-only (a private copy) unless `:rw` and
+    /// the policy allows it. Repeatable.
+    #[arg(long = "dir", value_name = "HOST::GUEST[:ro|:rw]")]
+    dirs: Vec<String>,
+    /// One guest environment variable (repeatable); overrides the policy's `[env]`.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Guest stdin from a file (`-` = this process's stdin, read fully first). Default: empty.
+    #[arg(long, value_name = "FILE")]
+    stdin: Option<PathBuf>,
+    /// Seed of the guest's random and clock virtualisation (recorded). Default: 0.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
+    /// Print the report as one JSON object on stdout (guest output is inside it).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The program: .wasm, .wat or .rs.
+    file: PathBuf,
+    #[command(flatten)]
+    shared: Shared,
+    /// Do not write a run record.
+    #[arg(long)]
+    no_record: bool,
+    /// Print every host call the guest made (the gate's audit trail) to stderr.
+    #[arg(long)]
+    trace: bool,
+    /// Arguments passed to the guest after `argv[0]` (which is always `main`).
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// The program: .wasm, .wat or .rs.
+    file: PathBuf,
+    #[command(flatten)]
+    shared: Shared,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("corral: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_HOST);
+        }
+    };
+    match cli.command {
+        Command::Run(a) => rt.block_on(run(a)),
+        Command::Check(a) => check(a),
+    }
+}
+
+fn engine() -> Result<Engine, RunReport> {
+    let mut config = EngineConfig::default();
+    if let Some(t) = std::env::var_os("CORRAL_TMPDIR") {
+        config.temp_root = PathBuf::from(t);
+    }
+    Engine::new(config).map_err(|e| RunReport::without_run(Verdict::HostError(e.to_string()), e.to_string()))
+}
+
+/// Builds the request from the command line; an `invalid_input` report on failure.
+fn request(file: &Path, shared: &Shared, args: Vec<String>) -> Result<RunRequest, RunReport> {
+    let invalid = |msg: String| RunReport::without_run(Verdict::InvalidInput(msg.clone()), msg);
+    let policy = Policy::resolve(&shared.policy).map_err(|e| invalid(e.to_string()))?;
+    let shown = file.display().to_string();
+    let language = Language::from_path(file).ok_or_else(|| {
+        invalid(format!(
+            "`{shown}`: unknown file type (hint: corral runs .wasm, .wat and .rs files)"
+        ))
+    })?;
+    let source = std::fs::read(file).map_err(|e| invalid(format!("cannot read `{shown}`: {e}")))?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "main".into());
+    let mut req = RunRequest::new(source, name, language, policy);
+    req.args = args;
+    req.seed = shared.seed;
+    let mut env = BTreeMap::new();
+    for kv in &shared.env {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| invalid(format!("`--env {kv}` is not of the form KEY=VALUE")))?;
+        env.insert(k.to_string(), v.to_string());
+    }
+    req.env = env;
+    for d in &shared.dirs {
+        req.dirs.push(DirGrant::parse(d).map_err(|e| invalid(e.to_string()))?);
+    }
+    if let Some(path) = &shared.stdin {
+        req.stdin = if path.as_os_str() == "-" {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| invalid(format!("cannot read stdin: {e}")))?;
+            buf
+        } else {
+            std::fs::read(path)
+                .map_err(|e| invalid(format!("cannot read `{}`: {e}", path.display())))?
+        };
+    }
+    Ok(req)
+}
+
+fn finish(report: &RunReport, json: bool, ran: bool, exit: u8) -> ExitCode {
+    if json {
+        output::print_json(&report.to_json());
+    } else {
+        if ran {
+            output::pass_through(report);
+        }
+        eprint!("{}", output::summary(report, ran));
+    }
+    ExitCode::from(exit)
+}
+
+fn status(v: &Verdict) -> u8 {
+    u8::try_from(v.process_exit_status()).unwrap_or(EXIT_HOST)
+}
+
+async fn run(a: RunArgs) -> ExitCode {
+    let json = a.shared.json;
+    let req = match request(&a.file, &a.shared, a.args) {
+        Ok(r) => r,
+        Err(report) => return finish(&report, json, false, EXIT_INVALID),
+    };
+    let engine = match engine() {
+        Ok(e) => e,
+        Err(report) => return finish(&report, json, false, EXIT_HOST),
+    };
+    let outcome = match engine.run_request(&req).await {
+        Ok(o) => o,
+        Err(e) => {
+            let report = RunReport::without_run(Verdict::HostError(e.to_string()), e.to_string());
+            return finish(&report, json, false, EXIT_HOST);
+        }
+    };
+    let _ = a.no_record;
+    if a.trace
+        && let Some((trail, _)) = &outcome.run
+    {
+        eprint!("{}", trace_text(trail));
+    }
+    let ran = outcome.run.is_some();
+    finish(&outcome.report, json, ran, status(&outcome.report.verdict))
+}
+
+fn check(a: CheckArgs) -> ExitCode {
+    let json = a.shared.json;
+    let req = match request(&a.file, &a.shared, Vec::new()) {
+        Ok(r) => r,
+        Err(report) => return finish(&report, json, false, EXIT_INVALID),
+    };
+    let engine = match engine() {
+        Ok(e) => e,
+        Err(report) => return finish(&report, json, false, EXIT_HOST),
+    };
+    match engine.check_request(&req) {
+        Ok(o) => finish(&o.report, json, false, status(&o.report.verdict)),
+        Err(e) => {
+            let report = RunReport::without_run(Verdict::HostError(e.to_string()), e.to_string());
+            finish(&report, json, false, EXIT_HOST)
+        }
+    }
+}
+
+/// The audit trail, one call per line.
+fn trace_text(trail: &engine::AuditTrail) -> String {
+    let mut s = format!("── trace: {} host calls ──\n", trail.total());
+    for ev in trail.events() {
+        let result = match ev.errno {
+            0 => format!("ok {}", ev.result),
+            u16::MAX => "trap/exit".to_string(),
+            e => format!("errno {e}"),
+        };
+        s.push_str(&format!(
+            "#{:<6} fuel {:>12}  {:<24} args {}  → {}\n",
+            ev.index, ev.fuel, ev.func, ev.args, result
+        ));
+    }
+    if !trail.complete() {
+        s.push_str(&format!(
+            "… {} more calls not kept in memory (they are in the chain hash)\n",
+            trail.total() - trail.events().len() as u64
+        ));
+    }
+    s.push_str(&format!("chain blake3:{}\n", trail.hash()));
+    s
+}

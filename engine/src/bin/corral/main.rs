@@ -1,0 +1,10 @@
+//! The `corral` command line. Argument parsing and output only; the logic is in the library.
+
+mod cli;
+mod output;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}

@@ -1,0 +1,93 @@
+//! The run's limit log and the linear-memory/table limiter.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::verdict::LimitKind;
+
+/// The first limit reached during a run, shared by everything that enforces one (limiter,
+/// output capture, quotas, epoch callback). "First reached" is deterministic for every limit
+/// but `wall_time`.
+#[derive(Debug, Default)]
+pub(crate) struct LimitLog {
+    first: AtomicU8,
+}
+
+const ORDER: [LimitKind; 9] = [
+    LimitKind::Fuel,
+    LimitKind::WallTime,
+    LimitKind::Memory,
+    LimitKind::Table,
+    LimitKind::Stdout,
+    LimitKind::Stderr,
+    LimitKind::FsBytes,
+    LimitKind::FsFiles,
+    LimitKind::OpenFiles,
+];
+
+impl LimitLog {
+    /// Notes that `kind` was reached; only the first note sticks.
+    pub(crate) fn hit(&self, kind: LimitKind) {
+        let code = ORDER.iter().position(|k| *k == kind).map_or(0, |i| i as u8 + 1);
+        let _ = self
+            .first
+            .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// The first limit reached, if any.
+    pub(crate) fn first(&self) -> Option<LimitKind> {
+        match self.first.load(Ordering::Relaxed) {
+            0 => None,
+            n => ORDER.get(usize::from(n) - 1).copied(),
+        }
+    }
+}
+
+/// Enforces linear memory, table elements and the one-instance/one-memory/one-table shape,
+/// noting which limit refused a request. A refused `memory.grow` returns -1 to the guest.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    pub(crate) memory_bytes: usize,
+    pub(crate) table_elements: usize,
+    pub(crate) instances: usize,
+    pub(crate) log: std::sync::Arc<LimitLog>,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.log.hit(LimitKind::Memory);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.table_elements {
+            self.log.hit(LimitKind::Table);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+
+    fn tables(&self) -> usize {
+        self.instances
+    }
+
+    fn memories(&self) -> usize {
+        self.instances
+    }
+}

@@ -1,0 +1,167 @@
+//! The gate: every guest→host call passes through here.
+//!
+//! It delegates to wasmtime-wasi where that is safe and replaces it where it is not:
+//! quotas (`fs_bytes`, `fs_files`, `open_files`), virtual metadata (synthetic inodes, fixed
+//! timestamps, sorted `fd_readdir`), virtual clocks and a `poll_oneoff` that never really
+//! sleeps, seeded random, and an audit trail of every call. Only this module builds WASI
+//! contexts (`wasi.rs`); the verdict module reads its typed stop payloads ([`GateStop`]).
+
+pub(crate) mod audit;
+pub(crate) mod clock;
+pub(crate) mod imports;
+pub(crate) mod limits;
+pub(crate) mod output;
+mod p1;
+pub(crate) mod random;
+pub(crate) mod stage;
+pub(crate) mod wasi;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+use crate::policy::OnDenial;
+use crate::verdict::LimitKind;
+use audit::AuditTrail;
+use clock::VirtualClock;
+use limits::{LimitLog, Limiter};
+
+/// Why the gate stopped a run from inside a host call. Carried as a typed error payload so
+/// the verdict module can downcast it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GateStop {
+    /// A refused call, under `on_denial = "end_run"`.
+    Denied(String),
+    /// A limit that ends the run at once.
+    Limit(LimitKind),
+}
+
+impl fmt::Display for GateStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GateStop::Denied(why) => write!(f, "call denied: {why}"),
+            GateStop::Limit(kind) => write!(f, "limit reached: {kind}"),
+        }
+    }
+}
+
+impl std::error::Error for GateStop {}
+
+/// What kind of object a guest descriptor refers to (mirrors wasmtime-wasi's table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FdKind {
+    Stdin,
+    Stdout,
+    Stderr,
+    Dir,
+    File,
+}
+
+/// The gate's view of one guest descriptor.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FdInfo {
+    pub(crate) kind: FdKind,
+    /// For directories: entries may be created, removed or have their times set below it.
+    /// For files: the directory it was opened from allows that.
+    pub(crate) dir_writable: bool,
+    /// For files: opened with write rights.
+    pub(crate) file_writable: bool,
+    /// Opened by the guest (counts against `open_files`), not stdio or a preopen.
+    pub(crate) guest_opened: bool,
+}
+
+/// Write and creation quotas of one run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Quota {
+    pub(crate) fs_bytes_max: u64,
+    pub(crate) fs_bytes_used: u64,
+    pub(crate) fs_files_max: u64,
+    pub(crate) fs_files_used: u64,
+    pub(crate) open_max: u64,
+    pub(crate) open_now: u64,
+}
+
+/// Synthetic file identities and the virtual timestamps set by the guest.
+#[derive(Debug, Default)]
+pub(crate) struct MetaView {
+    inodes: HashMap<u64, u64>,
+    times: HashMap<u64, (u64, u64)>,
+}
+
+impl MetaView {
+    /// The synthetic inode for a host-derived identity, assigned in order of first sight.
+    pub(crate) fn inode(&mut self, host: u64) -> u64 {
+        let next = self.inodes.len() as u64 + 1;
+        *self.inodes.entry(host).or_insert(next)
+    }
+
+    pub(crate) fn times(&self, ino: u64, epoch: u64) -> (u64, u64) {
+        self.times.get(&ino).copied().unwrap_or((epoch, epoch))
+    }
+
+    pub(crate) fn set_times(&mut self, ino: u64, atim: Option<u64>, mtim: Option<u64>, epoch: u64) {
+        let (a, m) = self.times(ino, epoch);
+        self.times.insert(ino, (atim.unwrap_or(a), mtim.unwrap_or(m)));
+    }
+}
+
+/// One directory entry as the guest sees it (sorted listings are cached per descriptor).
+#[derive(Debug, Clone)]
+pub(crate) struct DirEntry {
+    pub(crate) ino: u64,
+    pub(crate) filetype: u8,
+    pub(crate) name: Vec<u8>,
+}
+
+/// Per-run state of the gate that is the same for WASI preview 1 and 0.2.
+#[derive(Debug)]
+pub(crate) struct GateCore {
+    pub(crate) clock: Arc<VirtualClock>,
+    pub(crate) log: Arc<LimitLog>,
+    pub(crate) trail: AuditTrail,
+    pub(crate) quota: Quota,
+    pub(crate) on_denial: OnDenial,
+    pub(crate) fds: BTreeMap<u32, FdInfo>,
+    pub(crate) meta: MetaView,
+    pub(crate) listings: HashMap<u32, Vec<DirEntry>>,
+    pub(crate) stdin_remaining: u64,
+}
+
+impl GateCore {
+    /// Notes a limit and returns it (so callers can `return Err(..)` the errno).
+    pub(crate) fn limit(&self, kind: LimitKind) {
+        self.log.hit(kind);
+    }
+}
+
+/// The store data of a core-module run.
+pub(crate) struct RunState {
+    /// WASI preview 1 context (wasmtime-wasi) plus the gate's own state.
+    pub(crate) gate: Gate,
+    /// Memory/table limiter.
+    pub(crate) limiter: Limiter,
+    /// Fuel the run started with (to turn "remaining" into "consumed").
+    pub(crate) fuel_budget: u64,
+}
+
+impl fmt::Debug for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunState").finish_non_exhaustive()
+    }
+}
+
+/// The preview 1 gate: wasmtime-wasi's context plus the gate core.
+pub(crate) struct Gate {
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) core: GateCore,
+}
+
+impl fmt::Debug for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gate").field("core", &self.core).finish_non_exhaustive()
+    }
+}
+
+pub(crate) use p1::add_to_linker;

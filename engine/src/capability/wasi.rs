@@ -1,0 +1,142 @@
+//! Builds the WASI context of a run. The only place that calls `WasiCtxBuilder`.
+//!
+//! Deny by default: no inherited stdio, env, args or network; stdin is the given bytes;
+//! stdout/stderr are capped captures; clocks and random are virtual; the only preopens are
+//! engine-owned directories (staged inputs, the scratch dir, explicitly granted rw dirs).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use super::audit::AuditTrail;
+use super::clock::{MonoView, VirtualClock, WallView};
+use super::limits::LimitLog;
+use super::output::Capture;
+use super::{FdInfo, FdKind, Gate, GateCore, MetaView, Quota, random};
+use crate::error::Error;
+use crate::policy::Policy;
+
+/// Largest single `random_get` request (bytes). Larger requests trap.
+pub(crate) const MAX_RANDOM_BYTES: u64 = 1 << 20;
+
+/// One directory the guest sees.
+#[derive(Debug, Clone)]
+pub(crate) struct Preopen {
+    /// An engine-owned directory (staged copy, scratch) or an explicitly granted rw dir.
+    pub(crate) host: PathBuf,
+    pub(crate) guest: String,
+    pub(crate) writable: bool,
+}
+
+/// Everything a WASI context is built from.
+#[derive(Debug)]
+pub(crate) struct WasiSetup<'a> {
+    pub(crate) policy: &'a Policy,
+    pub(crate) argv: &'a [String],
+    pub(crate) env: &'a BTreeMap<String, String>,
+    pub(crate) stdin: Vec<u8>,
+    pub(crate) preopens: &'a [Preopen],
+    pub(crate) seed: u64,
+}
+
+/// The pieces of a run the sandbox needs back after building the context.
+#[derive(Debug)]
+pub(crate) struct Built {
+    pub(crate) gate: Gate,
+    pub(crate) stdout: Capture,
+    pub(crate) stderr: Capture,
+    pub(crate) log: Arc<LimitLog>,
+}
+
+fn configure(b: &mut WasiCtxBuilder, s: &WasiSetup<'_>, clock: &Arc<VirtualClock>) -> Result<(), Error> {
+    b.args(s.argv)
+        .stdin(MemoryInputPipe::new(s.stdin.clone()))
+        .wall_clock(WallView(clock.clone()))
+        .monotonic_clock(MonoView(clock.clone()))
+        .secure_random(random::secure(s.seed))
+        .insecure_random(random::insecure(s.seed))
+        .insecure_random_seed(random::insecure_seed(s.seed))
+        .max_random_size(MAX_RANDOM_BYTES)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    for (k, v) in s.env {
+        b.env(k, v);
+    }
+    for p in s.preopens {
+        let perms = if p.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        b.preopened_dir(&p.host, &p.guest, perms)
+            .map_err(|e| Error::host(format!("cannot preopen `{}`: {e}", p.guest)))?;
+    }
+    Ok(())
+}
+
+/// Builds the preview 1 gate for one run.
+///
+/// # Errors
+///
+/// A preopen that cannot be opened.
+pub(crate) fn build_p1(s: WasiSetup<'_>) -> Result<Built, Error> {
+    let log = Arc::new(LimitLog::default());
+    let clock = Arc::new(VirtualClock::new(s.policy.clock.epoch_secs));
+    let stdout = Capture::new(s.policy.limits.stdout.0, crate::LimitKind::Stdout, log.clone());
+    let stderr = Capture::new(s.policy.limits.stderr.0, crate::LimitKind::Stderr, log.clone());
+    let mut b = WasiCtxBuilder::new();
+    configure(&mut b, &s, &clock)?;
+    b.stdout(stdout.clone()).stderr(stderr.clone());
+    let wasi = b.build_p1();
+
+    let stdio = |kind| FdInfo {
+        kind,
+        dir_writable: false,
+        file_writable: false,
+        guest_opened: false,
+    };
+    let mut fds = BTreeMap::new();
+    fds.insert(0, stdio(FdKind::Stdin));
+    fds.insert(1, stdio(FdKind::Stdout));
+    fds.insert(2, stdio(FdKind::Stderr));
+    for (i, p) in s.preopens.iter().enumerate() {
+        fds.insert(
+            3 + i as u32,
+            FdInfo {
+                kind: FdKind::Dir,
+                dir_writable: p.writable,
+                file_writable: false,
+                guest_opened: false,
+            },
+        );
+    }
+    let l = &s.policy.limits;
+    let core = GateCore {
+        clock,
+        log: log.clone(),
+        trail: AuditTrail::default(),
+        quota: Quota {
+            fs_bytes_max: l.fs_bytes.0,
+            fs_bytes_used: 0,
+            fs_files_max: l.fs_files.0,
+            fs_files_used: 0,
+            open_max: l.open_files.0,
+            open_now: 0,
+        },
+        on_denial: s.policy.on_denial,
+        fds,
+        meta: MetaView::default(),
+        listings: HashMap::new(),
+        stdin_remaining: s.stdin.len() as u64,
+    };
+    Ok(Built {
+        gate: Gate { wasi, core },
+        stdout,
+        stderr,
+        log,
+    })
+}

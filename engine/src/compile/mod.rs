@@ -1,0 +1,153 @@
+//! Source → wasm bytes, by language. Never runs guest code.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::error::Error;
+
+/// The languages corral accepts, chosen by file extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Language {
+    /// `.wasm`: a ready binary.
+    Wasm,
+    /// `.wat`: WebAssembly text, converted with the `wat` crate.
+    Wat,
+    /// `.rs`: one Rust file, compiled with `rustc` for `wasm32-wasip1`.
+    Rust,
+    /// `.c`.
+    C,
+    /// `.cpp`, `.cc`.
+    Cpp,
+    /// `.py`.
+    Python,
+    /// `.js`.
+    JavaScript,
+}
+
+impl Language {
+    /// The language of `path`, by extension.
+    pub fn from_path(path: &Path) -> Option<Language> {
+        match path.extension()?.to_str()? {
+            "wasm" => Some(Language::Wasm),
+            "wat" => Some(Language::Wat),
+            "rs" => Some(Language::Rust),
+            "c" => Some(Language::C),
+            "cpp" | "cc" | "cxx" => Some(Language::Cpp),
+            "py" => Some(Language::Python),
+            "js" | "mjs" => Some(Language::JavaScript),
+            _ => None,
+        }
+    }
+
+    /// A short lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::Wasm => "wasm",
+            Language::Wat => "wat",
+            Language::Rust => "rust",
+            Language::C => "c",
+            Language::Cpp => "c++",
+            Language::Python => "python",
+            Language::JavaScript => "javascript",
+        }
+    }
+}
+
+/// The result of compiling: wasm bytes, or diagnostics for a `compile_error` verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compiled {
+    /// The module.
+    Wasm(Vec<u8>),
+    /// The compiler rejected the source; diagnostics with host paths replaced.
+    Error(String),
+}
+
+/// Largest source file accepted, in bytes.
+pub const MAX_SOURCE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Compiles `source` (the contents of a file the user called `name`).
+///
+/// # Errors
+///
+/// Host failures only (no compiler installed, a temp dir cannot be made). A source the
+/// compiler rejects is `Ok(Compiled::Error(..))`.
+pub fn compile(lang: Language, source: &[u8], name: &str, temp_root: &Path) -> Result<Compiled, Error> {
+    if source.len() > MAX_SOURCE_BYTES && lang != Language::Wasm {
+        return Ok(Compiled::Error(format!(
+            "{name}: the source is {} bytes, more than the {MAX_SOURCE_BYTES} allowed",
+            source.len()
+        )));
+    }
+    match lang {
+        Language::Wasm => Ok(Compiled::Wasm(source.to_vec())),
+        Language::Wat => Ok(wat_to_wasm(source, name)),
+        Language::Rust => rust(source, temp_root),
+        other => Err(Error::invalid_input(format!(
+            "{} sources are not supported yet",
+            other.name()
+        ))),
+    }
+}
+
+fn wat_to_wasm(source: &[u8], name: &str) -> Compiled {
+    let text = match std::str::from_utf8(source) {
+        Ok(t) => t,
+        Err(e) => {
+            return Compiled::Error(format!(
+                "{name}: not valid UTF-8 (at byte {})",
+                e.valid_up_to()
+            ));
+        }
+    };
+    match wat::parse_str(text) {
+        Ok(bytes) => Compiled::Wasm(bytes),
+        Err(mut e) => {
+            e.set_path(Path::new(name));
+            Compiled::Error(e.to_string())
+        }
+    }
+}
+
+/// The neutral file name compiler diagnostics show for the guest's source.
+pub const NEUTRAL_RUST_NAME: &str = "main.rs";
+
+fn rust(source: &[u8], temp_root: &Path) -> Result<Compiled, Error> {
+    let work = tempfile::Builder::new()
+        .prefix("corral-build-")
+        .tempdir_in(temp_root)
+        .map_err(|e| Error::host(format!("cannot create a build directory: {e}")))?;
+    let src = work.path().join(NEUTRAL_RUST_NAME);
+    std::fs::write(&src, source).map_err(|e| Error::host(format!("cannot write the source: {e}")))?;
+    let out = work.path().join("main.wasm");
+    let output = Command::new("rustc")
+        .current_dir(work.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .args([
+            "--target",
+            "wasm32-wasip1",
+            "--edition",
+            "2021",
+            "-O",
+            "-C",
+            "strip=symbols",
+            "-C",
+            "panic=abort",
+            "--crate-name",
+            "main",
+            "-o",
+            "main.wasm",
+            NEUTRAL_RUST_NAME,
+        ])
+        .output()
+        .map_err(|e| Error::host(format!("cannot run rustc (is Rust installed?): {e}")))?;
+    if !output.status.success() {
+        let diag = String::from_utf8_lossy(&output.stderr);
+        let diag = diag.replace(&work.path().display().to_string(), ".");
+        return Ok(Compiled::Error(crate::report::scrub_host_paths(&diag)));
+    }
+    let bytes = std::fs::read(&out).map_err(|e| Error::host(format!("cannot read rustc output: {e}")))?;
+    Ok(Compiled::Wasm(bytes))
+}

@@ -1,0 +1,195 @@
+//! The run report: what a run did, as data, and its JSON form (INTERFACE.md).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use crate::verdict::Verdict;
+
+/// blake3 hash of a module's bytes, shown as `blake3:<hex>`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModuleHash(pub [u8; 32]);
+
+impl ModuleHash {
+    /// Hashes `bytes`.
+    pub fn of(bytes: &[u8]) -> ModuleHash {
+        ModuleHash(*blake3::hash(bytes).as_bytes())
+    }
+
+    /// Parses `blake3:<64 hex digits>`.
+    pub fn parse(s: &str) -> Option<ModuleHash> {
+        let hex = s.strip_prefix("blake3:")?;
+        blake3::Hash::from_hex(hex).ok().map(|h| ModuleHash(*h.as_bytes()))
+    }
+}
+
+impl fmt::Display for ModuleHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "blake3:{}", blake3::Hash::from_bytes(self.0).to_hex())
+    }
+}
+
+impl fmt::Debug for ModuleHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Counts of the guest's host calls, from the gate's audit trail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallSummary {
+    /// Total host calls.
+    pub total: u64,
+    /// Calls per function name, sorted by name.
+    pub per_function: BTreeMap<String, u64>,
+    /// Calls the gate refused.
+    pub denials: u64,
+}
+
+/// Everything a run produced. Returned inside `Ok` for every guest outcome.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunReport {
+    /// How the run ended.
+    pub verdict: Verdict,
+    /// One human sentence; never a host path.
+    pub message: String,
+    /// Captured stdout (at most the policy's cap).
+    pub stdout: Vec<u8>,
+    /// Captured stderr (at most the policy's cap).
+    pub stderr: Vec<u8>,
+    /// The guest tried to write past the stdout cap.
+    pub stdout_truncated: bool,
+    /// The guest tried to write past the stderr cap.
+    pub stderr_truncated: bool,
+    /// Deterministic CPU units used.
+    pub fuel_consumed: u64,
+    /// Hash of the wasm bytes that ran (absent when nothing was admitted).
+    pub module_hash: Option<ModuleHash>,
+    /// Path of the run record, when one was written.
+    pub record: Option<String>,
+    /// The gate's call counts.
+    pub calls: CallSummary,
+    /// Compiler diagnostics, for `compile_error` (host paths replaced).
+    pub diagnostics: Option<String>,
+    /// Wall-clock duration of the run (not part of the deterministic report).
+    pub wall_time: Duration,
+    /// Chained hash over the gate's call trail (`blake3:` hex).
+    pub trail_hash: Option<String>,
+}
+
+impl RunReport {
+    /// A report for a run that never reached the guest (bad input, compile error, rejection,
+    /// host failure).
+    pub fn without_run(verdict: Verdict, message: String) -> RunReport {
+        RunReport {
+            verdict,
+            message,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            fuel_consumed: 0,
+            module_hash: None,
+            record: None,
+            calls: CallSummary::default(),
+            diagnostics: None,
+            wall_time: Duration::ZERO,
+            trail_hash: None,
+        }
+    }
+
+    /// Whether the outcome is reproducible by replay (everything but `wall_time` limits).
+    pub fn deterministic(&self) -> bool {
+        !matches!(
+            self.verdict,
+            Verdict::Limit(crate::LimitKind::WallTime) | Verdict::HostError(_)
+        )
+    }
+
+    /// The JSON object of INTERFACE.md: every documented key, `null` where it does not apply,
+    /// plus `calls`, `deterministic`, `diagnostics`, `trail_hash` and `wall_time_ms`.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("verdict".into(), json!(self.verdict.kind()));
+        m.insert("exit_code".into(), json!(self.verdict.exit_code()));
+        m.insert(
+            "limit".into(),
+            json!(self.verdict.limit().map(|l| l.as_str())),
+        );
+        m.insert("trap".into(), json!(self.verdict.trap().map(|t| t.as_str())));
+        m.insert("message".into(), json!(self.message));
+        m.insert(
+            "stdout".into(),
+            json!(String::from_utf8_lossy(&self.stdout)),
+        );
+        m.insert(
+            "stderr".into(),
+            json!(String::from_utf8_lossy(&self.stderr)),
+        );
+        m.insert("stdout_truncated".into(), json!(self.stdout_truncated));
+        m.insert("stderr_truncated".into(), json!(self.stderr_truncated));
+        m.insert("fuel_consumed".into(), json!(self.fuel_consumed));
+        m.insert(
+            "module_hash".into(),
+            json!(self.module_hash.map(|h| h.to_string())),
+        );
+        m.insert("record".into(), json!(self.record));
+        m.insert("deterministic".into(), json!(self.deterministic()));
+        m.insert(
+            "calls".into(),
+            json!({
+                "total": self.calls.total,
+                "denials": self.calls.denials,
+                "per_function": self.calls.per_function,
+            }),
+        );
+        m.insert("diagnostics".into(), json!(self.diagnostics));
+        m.insert("trail_hash".into(), json!(self.trail_hash));
+        m.insert(
+            "wall_time_ms".into(),
+            json!(self.wall_time.as_secs_f64() * 1000.0),
+        );
+        Value::Object(m)
+    }
+
+    /// The deterministic part of the report, for comparing two runs: the JSON without
+    /// `record` and `wall_time_ms`.
+    pub fn deterministic_json(&self) -> Value {
+        let mut v = self.to_json();
+        if let Value::Object(m) = &mut v {
+            m.remove("record");
+            m.remove("wall_time_ms");
+        }
+        v
+    }
+}
+
+/// Replaces anything that looks like an absolute host path with `<path>`.
+///
+/// Used on text that may carry host error detail (wasmtime or OS errors) before it goes into
+/// a message; messages that corral writes itself never contain host paths to begin with.
+pub fn scrub_host_paths(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('/') {
+        let (before, after) = rest.split_at(i);
+        out.push_str(before);
+        let prev = before.chars().last();
+        let starts_path = prev.is_none_or(|c| c.is_whitespace() || "`'\"(=:".contains(c));
+        let end = after
+            .find(|c: char| c.is_whitespace() || "`'\")".contains(c))
+            .unwrap_or(after.len());
+        let token = &after[..end];
+        if starts_path && token.len() > 1 && token[1..].contains(|c: char| c.is_alphanumeric()) {
+            out.push_str("<path>");
+        } else {
+            out.push_str(token);
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}

@@ -1,0 +1,173 @@
+//! A whole job: source file in, report out (compile → admit → run).
+//!
+//! This is what `corral run` and `corral check` do, as a library call, so embedders and the
+//! evaluation harness get exactly the CLI's behaviour.
+
+use std::collections::BTreeMap;
+
+use crate::compile::{self, Compiled, Language};
+use crate::engine::{Engine, GuestModule};
+use crate::error::{Error, ErrorKind};
+use crate::policy::Policy;
+use crate::report::RunReport;
+use crate::sandbox::{DirGrant, Finished, RunInputs};
+use crate::verdict::Verdict;
+use crate::AuditTrail;
+
+/// Everything one run needs.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The source or wasm bytes.
+    pub source: Vec<u8>,
+    /// The file name as the user gave it (used in messages, never shown to the guest).
+    pub name: String,
+    /// How to turn `source` into wasm.
+    pub language: Language,
+    /// The policy.
+    pub policy: Policy,
+    /// Guest arguments after `argv[0]`.
+    pub args: Vec<String>,
+    /// Guest environment from the invocation (merged over the policy's).
+    pub env: BTreeMap<String, String>,
+    /// Guest stdin.
+    pub stdin: Vec<u8>,
+    /// Directory grants.
+    pub dirs: Vec<DirGrant>,
+    /// Seed of the virtual random streams.
+    pub seed: u64,
+    /// Keep input bytes for a record.
+    pub keep_inputs: bool,
+}
+
+impl RunRequest {
+    /// A request with deny-by-default inputs: no args, no env, empty stdin, no dirs, seed 0.
+    pub fn new(source: Vec<u8>, name: impl Into<String>, language: Language, policy: Policy) -> RunRequest {
+        RunRequest {
+            source,
+            name: name.into(),
+            language,
+            policy,
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            stdin: Vec::new(),
+            dirs: Vec::new(),
+            seed: 0,
+            keep_inputs: false,
+        }
+    }
+}
+
+/// The outcome of a request: the report, plus (when the guest ran) the trail and inputs.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The report (every verdict, including compile errors and rejections).
+    pub report: RunReport,
+    /// The admitted module, when admission succeeded.
+    pub module: Option<GuestModule>,
+    /// The trail and inputs, when the guest ran.
+    pub run: Option<(AuditTrail, RunInputs)>,
+}
+
+fn early(verdict: Verdict, message: String) -> Outcome {
+    Outcome {
+        report: RunReport::without_run(verdict, message),
+        module: None,
+        run: None,
+    }
+}
+
+impl Engine {
+    /// Compiles and admits `req` without running it (`corral check`).
+    ///
+    /// # Errors
+    ///
+    /// Host failures only; compile errors and rejections are verdicts.
+    pub fn check_request(&self, req: &RunRequest) -> Result<Outcome, Error> {
+        let wasm = match compile::compile(req.language, &req.source, &req.name, &self.config().temp_root)? {
+            Compiled::Wasm(w) => w,
+            Compiled::Error(diag) => {
+                let mut o = early(
+                    Verdict::CompileError(diag.clone()),
+                    format!("`{}` failed to compile", req.name),
+                );
+                o.report.diagnostics = Some(diag);
+                return Ok(o);
+            }
+        };
+        match self.admit(&wasm, &req.policy) {
+            Ok(module) => {
+                let mut report = RunReport::without_run(
+                    Verdict::Ok,
+                    format!(
+                        "the module was admitted ({} functions, {} imports)",
+                        module.info().functions,
+                        module.info().imports.len()
+                    ),
+                );
+                report.module_hash = Some(module.hash());
+                Ok(Outcome {
+                    report,
+                    module: Some(module),
+                    run: None,
+                })
+            }
+            Err(rejection) => {
+                let mut o = early(
+                    Verdict::Rejected(rejection.0.clone()),
+                    format!("the module was rejected: {}", rejection.0),
+                );
+                o.report.module_hash = Some(crate::ModuleHash::of(&wasm));
+                Ok(o)
+            }
+        }
+    }
+
+    /// Compiles, admits and runs `req` (`corral run`).
+    ///
+    /// # Errors
+    ///
+    /// Host failures only. Invalid invocations (bad arguments, environment, directory
+    /// grants) come back as an `invalid_input` verdict, compile errors and rejections as
+    /// theirs.
+    pub async fn run_request(&self, req: &RunRequest) -> Result<Outcome, Error> {
+        let checked = self.check_request(req)?;
+        let Some(module) = checked.module else {
+            return Ok(checked);
+        };
+        let mut b = self
+            .sandbox(&module, &req.policy)
+            .args(req.args.iter().cloned())
+            .stdin(req.stdin.clone())
+            .seed(req.seed)
+            .keep_inputs(req.keep_inputs);
+        for (k, v) in &req.env {
+            b = b.env(k.clone(), v.clone());
+        }
+        for d in &req.dirs {
+            b = b.dir(d.clone());
+        }
+        let sandbox = match b.build() {
+            Ok(s) => s,
+            Err(e) if *e.kind() == ErrorKind::InvalidInput => {
+                let mut o = early(Verdict::InvalidInput(e.message().to_string()), e.message().to_string());
+                o.report.module_hash = Some(module.hash());
+                return Ok(o);
+            }
+            Err(e) => return Err(e),
+        };
+        let finished: Finished = match sandbox.run_full().await {
+            Ok(f) => f,
+            Err(e) if *e.kind() == ErrorKind::InvalidInput => {
+                let mut o = early(Verdict::InvalidInput(e.message().to_string()), e.message().to_string());
+                o.report.module_hash = Some(module.hash());
+                return Ok(o);
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Outcome {
+            report: finished.report,
+            module: Some(module),
+            run: Some((finished.trail, finished.inputs)),
+        })
+    }
+}

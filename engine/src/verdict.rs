@@ -1,0 +1,367 @@
+//! Verdicts: how a run ended, as a type.
+//!
+//! This is the only module that inspects wasmtime errors, and it does so by downcasting to
+//! types (`Trap`, `I32Exit`, the gate's own payloads) — never by matching message text.
+
+use std::fmt;
+
+use wasmtime::Trap;
+use wasmtime_wasi::I32Exit;
+
+use crate::capability::GateStop;
+
+/// How a run ended. Guest misbehaviour is always a verdict, never an `Err`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// The guest completed with exit code 0.
+    Ok,
+    /// The guest completed with a non-zero exit code.
+    Exit(i32),
+    /// The guest trapped.
+    Trap(TrapKind),
+    /// A resource limit was reached (the first one reached is reported).
+    Limit(LimitKind),
+    /// A runtime capability check refused a call and the policy ends runs on refusal.
+    Denied(String),
+    /// The module failed admission.
+    Rejected(String),
+    /// The source failed to compile.
+    CompileError(String),
+    /// The invocation or an input file was invalid.
+    InvalidInput(String),
+    /// The host failed; nothing about the guest is known.
+    HostError(String),
+}
+
+/// Kinds of trap, named as in the JSON report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TrapKind {
+    /// `unreachable` executed (also Rust `panic!` with `panic=abort`, C `abort()`).
+    Unreachable,
+    /// The wasm call stack overflowed.
+    StackOverflow,
+    /// Out-of-bounds linear memory access.
+    MemoryOutOfBounds,
+    /// Misaligned atomic access.
+    HeapMisaligned,
+    /// Out-of-bounds table access.
+    TableOutOfBounds,
+    /// `call_indirect` to a null entry.
+    IndirectCallToNull,
+    /// `call_indirect` signature mismatch.
+    BadSignature,
+    /// Integer overflow (e.g. `i32.div_s` of `MIN / -1`).
+    IntegerOverflow,
+    /// Integer division by zero.
+    IntegerDivideByZero,
+    /// Float-to-int conversion out of range or NaN.
+    BadConversionToInteger,
+    /// A host call got an argument it cannot accept (out-of-bounds or misaligned pointer,
+    /// malformed data), which WASI defines as a trap.
+    BadHostCall,
+    /// Any other trap.
+    Other,
+}
+
+/// Which limit ended (or degraded) a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LimitKind {
+    /// The deterministic fuel budget.
+    Fuel,
+    /// The wall-clock backstop (non-deterministic).
+    WallTime,
+    /// Linear memory.
+    Memory,
+    /// Table elements, or more instances/tables/memories than one.
+    Table,
+    /// The stdout capture cap.
+    Stdout,
+    /// The stderr capture cap.
+    Stderr,
+    /// The cumulative file-write quota.
+    FsBytes,
+    /// The file-creation quota.
+    FsFiles,
+    /// The open-descriptor cap.
+    OpenFiles,
+}
+
+impl TrapKind {
+    /// The snake_case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrapKind::Unreachable => "unreachable",
+            TrapKind::StackOverflow => "stack_overflow",
+            TrapKind::MemoryOutOfBounds => "memory_out_of_bounds",
+            TrapKind::HeapMisaligned => "heap_misaligned",
+            TrapKind::TableOutOfBounds => "table_out_of_bounds",
+            TrapKind::IndirectCallToNull => "indirect_call_to_null",
+            TrapKind::BadSignature => "bad_signature",
+            TrapKind::IntegerOverflow => "integer_overflow",
+            TrapKind::IntegerDivideByZero => "integer_divide_by_zero",
+            TrapKind::BadConversionToInteger => "bad_conversion_to_integer",
+            TrapKind::BadHostCall => "bad_host_call",
+            TrapKind::Other => "other",
+        }
+    }
+
+    /// Parses the snake_case name.
+    pub fn from_name(s: &str) -> Option<TrapKind> {
+        ALL_TRAPS.iter().copied().find(|k| k.as_str() == s)
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            TrapKind::Unreachable => "executed `unreachable` (a panic or abort)",
+            TrapKind::StackOverflow => "overflowed its call stack",
+            TrapKind::MemoryOutOfBounds => "accessed memory out of bounds",
+            TrapKind::HeapMisaligned => "made a misaligned atomic access",
+            TrapKind::TableOutOfBounds => "accessed a table out of bounds",
+            TrapKind::IndirectCallToNull => "called a null function reference",
+            TrapKind::BadSignature => "made an indirect call with the wrong signature",
+            TrapKind::IntegerOverflow => "overflowed an integer operation",
+            TrapKind::IntegerDivideByZero => "divided an integer by zero",
+            TrapKind::BadConversionToInteger => "converted an out-of-range float to an integer",
+            TrapKind::BadHostCall => "passed an invalid argument to a host call",
+            TrapKind::Other => "trapped",
+        }
+    }
+}
+
+const ALL_TRAPS: [TrapKind; 12] = [
+    TrapKind::Unreachable,
+    TrapKind::StackOverflow,
+    TrapKind::MemoryOutOfBounds,
+    TrapKind::HeapMisaligned,
+    TrapKind::TableOutOfBounds,
+    TrapKind::IndirectCallToNull,
+    TrapKind::BadSignature,
+    TrapKind::IntegerOverflow,
+    TrapKind::IntegerDivideByZero,
+    TrapKind::BadConversionToInteger,
+    TrapKind::BadHostCall,
+    TrapKind::Other,
+];
+
+const ALL_LIMITS: [LimitKind; 9] = [
+    LimitKind::Fuel,
+    LimitKind::WallTime,
+    LimitKind::Memory,
+    LimitKind::Table,
+    LimitKind::Stdout,
+    LimitKind::Stderr,
+    LimitKind::FsBytes,
+    LimitKind::FsFiles,
+    LimitKind::OpenFiles,
+];
+
+impl LimitKind {
+    /// The snake_case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::Fuel => "fuel",
+            LimitKind::WallTime => "wall_time",
+            LimitKind::Memory => "memory",
+            LimitKind::Table => "table",
+            LimitKind::Stdout => "stdout",
+            LimitKind::Stderr => "stderr",
+            LimitKind::FsBytes => "fs_bytes",
+            LimitKind::FsFiles => "fs_files",
+            LimitKind::OpenFiles => "open_files",
+        }
+    }
+
+    /// Parses the snake_case name.
+    pub fn from_name(s: &str) -> Option<LimitKind> {
+        ALL_LIMITS.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for TrapKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for LimitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Verdict {
+    /// The `verdict` string of the JSON report.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Exit(_) => "exit",
+            Verdict::Trap(_) => "trap",
+            Verdict::Limit(_) => "limit",
+            Verdict::Denied(_) => "denied",
+            Verdict::Rejected(_) => "rejected",
+            Verdict::CompileError(_) => "compile_error",
+            Verdict::InvalidInput(_) => "invalid_input",
+            Verdict::HostError(_) => "host_error",
+        }
+    }
+
+    /// The guest's exit code, for `ok` (0) and `exit`.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            Verdict::Ok => Some(0),
+            Verdict::Exit(c) => Some(*c),
+            _ => None,
+        }
+    }
+
+    /// The limit, for `limit`.
+    pub fn limit(&self) -> Option<LimitKind> {
+        match self {
+            Verdict::Limit(l) => Some(*l),
+            _ => None,
+        }
+    }
+
+    /// The trap kind, for `trap`.
+    pub fn trap(&self) -> Option<TrapKind> {
+        match self {
+            Verdict::Trap(t) => Some(*t),
+            _ => None,
+        }
+    }
+
+    /// The exit status of `corral run` for this verdict (INTERFACE.md).
+    pub fn process_exit_status(&self) -> i32 {
+        match self {
+            Verdict::Ok => 0,
+            Verdict::InvalidInput(_) => 2,
+            Verdict::HostError(_) => 70,
+            _ => 1,
+        }
+    }
+}
+
+/// Limits that were reached during a run, as recorded by the limiter and the gate. The first
+/// one reached is the verdict.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct LimitFlags {
+    first: Option<LimitKind>,
+}
+
+impl LimitFlags {
+    /// Notes that `kind` was reached; keeps the first one.
+    pub(crate) fn hit(&mut self, kind: LimitKind) {
+        if self.first.is_none() {
+            self.first = Some(kind);
+        }
+    }
+
+    pub(crate) fn first(&self) -> Option<LimitKind> {
+        self.first
+    }
+}
+
+/// Classifies the outcome of running the guest's entry point.
+///
+/// `limits` are the limits noted during the run; a noted limit wins over whatever the guest
+/// did afterwards (INTERFACE.md: "any limit reached is the verdict").
+pub(crate) fn classify(result: &wasmtime::Result<()>, limits: &LimitFlags) -> Verdict {
+    let err = match result {
+        Ok(()) => return limits.first().map_or(Verdict::Ok, Verdict::Limit),
+        Err(e) => e,
+    };
+    if let Some(stop) = err.downcast_ref::<GateStop>() {
+        return match stop {
+            GateStop::Denied(why) => Verdict::Denied(why.clone()),
+            GateStop::Limit(kind) => Verdict::Limit(limits.first().unwrap_or(*kind)),
+        };
+    }
+    if let Some(first) = limits.first() {
+        return Verdict::Limit(first);
+    }
+    if let Some(I32Exit(code)) = err.downcast_ref::<I32Exit>() {
+        return if *code == 0 {
+            Verdict::Ok
+        } else {
+            Verdict::Exit(*code)
+        };
+    }
+    if let Some(trap) = err.downcast_ref::<Trap>() {
+        return match trap {
+            Trap::OutOfFuel => Verdict::Limit(LimitKind::Fuel),
+            other => Verdict::Trap(trap_kind(*other)),
+        };
+    }
+    if err.downcast_ref::<wiggle::GuestError>().is_some() {
+        return Verdict::Trap(TrapKind::BadHostCall);
+    }
+    Verdict::HostError(host_error_message(err))
+}
+
+fn trap_kind(trap: Trap) -> TrapKind {
+    match trap {
+        Trap::StackOverflow => TrapKind::StackOverflow,
+        Trap::MemoryOutOfBounds => TrapKind::MemoryOutOfBounds,
+        Trap::HeapMisaligned => TrapKind::HeapMisaligned,
+        Trap::TableOutOfBounds => TrapKind::TableOutOfBounds,
+        Trap::IndirectCallToNull => TrapKind::IndirectCallToNull,
+        Trap::BadSignature => TrapKind::BadSignature,
+        Trap::IntegerOverflow => TrapKind::IntegerOverflow,
+        Trap::IntegerDivisionByZero => TrapKind::IntegerDivideByZero,
+        Trap::BadConversionToInteger => TrapKind::BadConversionToInteger,
+        Trap::UnreachableCodeReached => TrapKind::Unreachable,
+        _ => TrapKind::Other,
+    }
+}
+
+/// A host error's message without anything of the host: only the error chain's kinds.
+fn host_error_message(err: &wasmtime::Error) -> String {
+    // The root cause text comes from wasmtime or the gate, never from a host path we
+    // formatted in; still, strip anything that looks like an absolute host path.
+    crate::report::scrub_host_paths(&format!("host error: {}", err.root_cause()))
+}
+
+/// One human sentence describing the verdict.
+pub(crate) fn message(verdict: &Verdict, policy: &crate::Policy) -> String {
+    match verdict {
+        Verdict::Ok => "the guest completed successfully".into(),
+        Verdict::Exit(c) => format!("the guest exited with code {c}"),
+        Verdict::Trap(t) => format!("the guest {}", t.describe()),
+        Verdict::Limit(l) => limit_message(*l, policy),
+        Verdict::Denied(why) => format!("the policy denied a call: {why}"),
+        Verdict::Rejected(why) => format!("the module was rejected: {why}"),
+        Verdict::CompileError(_) => "the source failed to compile".into(),
+        Verdict::InvalidInput(why) => why.clone(),
+        Verdict::HostError(why) => why.clone(),
+    }
+}
+
+fn limit_message(kind: LimitKind, policy: &crate::Policy) -> String {
+    let l = &policy.limits;
+    match kind {
+        LimitKind::Fuel => format!("the guest used its whole fuel budget of {} units", l.fuel),
+        LimitKind::WallTime => format!(
+            "the guest ran past the wall-clock limit of {} ms (non-deterministic)",
+            l.wall_time.as_millis()
+        ),
+        LimitKind::Memory => format!("the guest reached the memory limit of {}", l.memory),
+        LimitKind::Table => format!(
+            "the guest reached the table limit of {} elements",
+            l.table_elements
+        ),
+        LimitKind::Stdout => format!("the guest wrote more than {} to stdout", l.stdout),
+        LimitKind::Stderr => format!("the guest wrote more than {} to stderr", l.stderr),
+        LimitKind::FsBytes => format!("the guest reached the file-write quota of {}", l.fs_bytes),
+        LimitKind::FsFiles => format!(
+            "the guest reached the quota of {} created files",
+            l.fs_files
+        ),
+        LimitKind::OpenFiles => format!(
+            "the guest reached the limit of {} open files",
+            l.open_files
+        ),
+    }
+}
