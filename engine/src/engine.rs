@@ -27,12 +27,15 @@ pub struct EngineConfig {
     /// Where per-run temporary directories (scratch, staged inputs) are created.
     /// By default the system temp dir.
     pub temp_root: PathBuf,
+    /// Where compiled wasm (from sources) is cached. By default none (no caching).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             temp_root: std::env::temp_dir(),
+            cache_dir: None,
         }
     }
 }

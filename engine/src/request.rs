@@ -83,7 +83,13 @@ impl Engine {
     ///
     /// Host failures only; compile errors and rejections are verdicts.
     pub fn check_request(&self, req: &RunRequest) -> Result<Outcome, Error> {
-        let wasm = match compile::compile(req.language, &req.source, &req.name, &self.config().temp_root)? {
+        let wasm = match compile::compile(
+            req.language,
+            &req.source,
+            &req.name,
+            &self.config().temp_root,
+            self.config().cache_dir.as_deref(),
+        )? {
             Compiled::Wasm(w) => w,
             Compiled::Error(diag) => {
                 let mut o = early(

@@ -5,7 +5,8 @@
 # usage: build.sh SDK_DIR [OUT_WASM]
 #   SDK_DIR   directory to create the fake WASI SDK in (created/refreshed; any path)
 #   OUT_WASM  where to copy the module (default: ./corral-js-runner.wasm next to this script)
-# env:  CARGO_TARGET_DIR  (default: <this dir>/target)
+# env:  CARGO_TARGET_DIR  (default: <this dir>/target); CARGO_HOME as usual.
+#       RUSTFLAGS is set here (path remapping for reproducible bytes).
 #
 # Needs (Debian 12): clang-14 (`clang`), llvm-14 (`llvm-ar`), wasi-libc (headers);
 # Rust stable with `rustup target add wasm32-wasip1`. Network: crates.io only.
@@ -39,6 +40,11 @@ done
 
 export WASI_SDK=$(cd "$SDK" && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HERE/target}
+# Same bytes wherever it is built: Rust panic locations embed source paths, so map the cargo
+# home (crates.io sources) and this directory to fixed names. Overrides any RUSTFLAGS.
+CH=${CARGO_HOME:-$HOME/.cargo}
+unset CARGO_ENCODED_RUSTFLAGS
+export RUSTFLAGS="--remap-path-prefix=$CH=/cargo --remap-path-prefix=$HERE=/corral-js-runner"
 cd "$HERE"
 cargo build --release --locked --target wasm32-wasip1
 cp "$CARGO_TARGET_DIR/wasm32-wasip1/release/corral-js-runner.wasm" "$OUT"

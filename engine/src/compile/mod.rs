@@ -5,6 +5,8 @@ use std::process::Command;
 
 use crate::error::Error;
 
+pub mod cache;
+
 /// The languages corral accepts, chosen by file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -72,7 +74,13 @@ pub const MAX_SOURCE_BYTES: usize = 4 * 1024 * 1024;
 ///
 /// Host failures only (no compiler installed, a temp dir cannot be made). A source the
 /// compiler rejects is `Ok(Compiled::Error(..))`.
-pub fn compile(lang: Language, source: &[u8], name: &str, temp_root: &Path) -> Result<Compiled, Error> {
+pub fn compile(
+    lang: Language,
+    source: &[u8],
+    name: &str,
+    temp_root: &Path,
+    cache_dir: Option<&Path>,
+) -> Result<Compiled, Error> {
     if source.len() > MAX_SOURCE_BYTES && lang != Language::Wasm {
         return Ok(Compiled::Error(format!(
             "{name}: the source is {} bytes, more than the {MAX_SOURCE_BYTES} allowed",
@@ -82,12 +90,59 @@ pub fn compile(lang: Language, source: &[u8], name: &str, temp_root: &Path) -> R
     match lang {
         Language::Wasm => Ok(Compiled::Wasm(source.to_vec())),
         Language::Wat => Ok(wat_to_wasm(source, name)),
-        Language::Rust => rust(source, temp_root),
+        Language::Rust => cached(cache_dir, &[b"rust", RUST_FLAGS.join(" ").as_bytes(), rust_version()?.as_bytes(), source], || rust(source, temp_root)),
         other => Err(Error::invalid_input(format!(
             "{} sources are not supported yet",
             other.name()
         ))),
     }
+}
+
+/// Looks `parts` up in the cache, or compiles and stores the result (errors are not cached).
+fn cached(
+    cache_dir: Option<&Path>,
+    parts: &[&[u8]],
+    compile: impl FnOnce() -> Result<Compiled, Error>,
+) -> Result<Compiled, Error> {
+    let key = cache::CacheKey::of(parts);
+    if let Some(dir) = cache_dir
+        && let Some(wasm) = cache::get(dir, key)
+    {
+        return Ok(Compiled::Wasm(wasm));
+    }
+    let out = compile()?;
+    if let (Some(dir), Compiled::Wasm(wasm)) = (cache_dir, &out) {
+        cache::put(dir, key, wasm);
+    }
+    Ok(out)
+}
+
+/// The flags every Rust guest is compiled with.
+pub const RUST_FLAGS: [&str; 10] = [
+    "--target",
+    "wasm32-wasip1",
+    "--edition",
+    "2021",
+    "-O",
+    "-C",
+    "strip=symbols",
+    "-C",
+    "panic=abort",
+    "--crate-type=bin",
+];
+
+fn rust_version() -> Result<String, Error> {
+    static VERSION: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            Command::new("rustc")
+                .arg("-vV")
+                .output()
+                .map_err(|e| format!("cannot run rustc (is Rust installed?): {e}"))
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        })
+        .clone()
+        .map_err(Error::host)
 }
 
 fn wat_to_wasm(source: &[u8], name: &str) -> Compiled {
@@ -125,16 +180,8 @@ fn rust(source: &[u8], temp_root: &Path) -> Result<Compiled, Error> {
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .args(RUST_FLAGS)
         .args([
-            "--target",
-            "wasm32-wasip1",
-            "--edition",
-            "2021",
-            "-O",
-            "-C",
-            "strip=symbols",
-            "-C",
-            "panic=abort",
             "--crate-name",
             "main",
             "-o",

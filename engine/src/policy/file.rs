@@ -164,7 +164,7 @@ pub(super) fn load(file: &str, text: &str, name: &str) -> Result<Policy, PolicyE
         return Err(cx.err(
             None,
             format!(
-                "policy is {} bytes, more than the {MAX_POLICY_BYTES} allowed",
+                "policy file is {} bytes, more than the {MAX_POLICY_BYTES} allowed",
                 text.len()
             ),
             None,
@@ -317,7 +317,10 @@ pub(super) fn load(file: &str, text: &str, name: &str) -> Result<Policy, PolicyE
 fn hint_for_parse_error(message: &str) -> Option<String> {
     if message.starts_with("unknown field") {
         Some("check the spelling; the keys are listed in policies/README.md".into())
-    } else if message.contains("expected u64") || message.contains("expected u32") {
+    } else if message.contains("expected u64")
+        || message.contains("expected u32")
+        || message.contains("floating-point")
+    {
         Some("limits are non-negative integers; `_` separators are allowed".into())
     } else if message.contains("expected a boolean") {
         Some("use `true` or `false`".into())

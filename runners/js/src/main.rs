@@ -70,7 +70,12 @@ fn write_fd(fd: i32, bytes: &[u8], newline: bool) {
 
 /// `write(fd, value, newline)` for the prelude: UTF-8 of `String(value)` without a Rust copy
 /// (QuickJS hands out pure-ASCII strings without copying at all).
-fn js_write<'js>(ctx: Ctx<'js>, fd: i32, v: Value<'js>, newline: Opt<bool>) -> rquickjs::Result<()> {
+fn js_write<'js>(
+    ctx: Ctx<'js>,
+    fd: i32,
+    v: Value<'js>,
+    newline: Opt<bool>,
+) -> rquickjs::Result<()> {
     let raw = ctx.as_raw().as_ptr();
     let mut len: usize = 0;
     // SAFETY: `v` is a live value of this context; the C string is freed below.
@@ -79,7 +84,11 @@ fn js_write<'js>(ctx: Ctx<'js>, fd: i32, v: Value<'js>, newline: Opt<bool>) -> r
         if p.is_null() {
             return Err(rquickjs::Error::Exception);
         }
-        write_fd(fd, std::slice::from_raw_parts(p as *const u8, len), newline.0.unwrap_or(false));
+        write_fd(
+            fd,
+            std::slice::from_raw_parts(p as *const u8, len),
+            newline.0.unwrap_or(false),
+        );
         qjs::JS_FreeCString(raw, p);
     }
     Ok(())
@@ -126,8 +135,8 @@ unsafe fn enable_stack_limit(rt: *mut qjs::JSRuntime, limit: usize) -> bool {
     let snap_a: Vec<usize> = (0..SCAN_WORDS).map(|i| *words.add(i)).collect();
     qjs::JS_SetMaxStackSize(rt, B as _);
     let mut found = None;
-    for i in 0..SCAN_WORDS - 2 {
-        if snap_a[i] == A && *words.add(i) == B {
+    for (i, &a) in snap_a.iter().enumerate().take(SCAN_WORDS - 2) {
+        if a == A && *words.add(i) == B {
             if found.is_some() {
                 found = None;
                 break;
@@ -490,6 +499,7 @@ const PRELUDE: &str = r#####"
 /// Text for an uncaught value: via the prelude's formatter, with a Rust fallback
 /// (e.g. when the JS heap is exhausted).
 fn describe<'js>(ctx: &Ctx<'js>, hooks: &Object<'js>, v: Value<'js>) -> String {
+    // QuickJS throws null when it runs out of memory while building an error object.
     if v.is_null() {
         return "null (QuickJS throws null when it is out of memory)".into();
     }
@@ -498,10 +508,6 @@ fn describe<'js>(ctx: &Ctx<'js>, hooks: &Object<'js>, v: Value<'js>) -> String {
             return s;
         }
         let _ = ctx.catch();
-    }
-    if v.is_null() {
-        // QuickJS throws null when it runs out of memory while building an error object.
-        return "null (QuickJS throws null when it is out of memory)".into();
     }
     if let Some(s) = v.as_string().and_then(|s| s.to_string().ok()) {
         return s;
@@ -554,7 +560,12 @@ fn run() -> i32 {
             UNHANDLED.with(|u| {
                 let mut u = u.borrow_mut();
                 if is_handled {
-                    u.retain(|(p, _)| p.clone().restore(&ctx).map(|p| p != promise).unwrap_or(true));
+                    u.retain(|(p, _)| {
+                        p.clone()
+                            .restore(&ctx)
+                            .map(|p| p != promise)
+                            .unwrap_or(true)
+                    });
                 } else {
                     u.push((
                         Persistent::save(&ctx, promise),
@@ -587,20 +598,23 @@ fn run() -> i32 {
                 Function::new(ctx.clone(), || -> String {
                     let mut buf = Vec::new();
                     let _ = std::io::stdin().lock().read_to_end(&mut buf);
-                    String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+                    String::from_utf8(buf)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
                 }),
             )
             .unwrap();
         native
+            .set("readLine", Function::new(ctx.clone(), js_read_line))
+            .unwrap();
+        native
             .set(
-                "readLine",
-                Function::new(ctx.clone(), js_read_line),
+                "exit",
+                Function::new(ctx.clone(), |code: i32| -> () { exit_now(code) }),
             )
             .unwrap();
         native
-            .set("exit", Function::new(ctx.clone(), |code: i32| -> () { exit_now(code) }))
+            .set("random", Function::new(ctx.clone(), next_random))
             .unwrap();
-        native.set("random", Function::new(ctx.clone(), next_random)).unwrap();
 
         let mut opts = EvalOptions::default();
         opts.filename = Some("corral:prelude".into());
@@ -697,7 +711,9 @@ fn run() -> i32 {
         }
         if let Some(p) = main_promise.as_promise() {
             if p.state() == rquickjs::promise::PromiseState::Pending {
-                eprint_raw("Error: top-level await never settled (no pending jobs or timers left)\n");
+                eprint_raw(
+                    "Error: top-level await never settled (no pending jobs or timers left)\n",
+                );
                 return 1;
             }
         }

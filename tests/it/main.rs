@@ -1,0 +1,39 @@
+//! corral's integration tests: one binary, data-driven over `fixtures/` and `policies/`.
+//!
+//! - `fixture::<category>::<name>`: every fixture, run twice in fresh stores (reports must
+//!   match), its expectation checked, and the host checked afterwards (canaries unchanged,
+//!   nothing created outside the run's dirs, no scratch left behind, no secret or host path
+//!   in any output).
+//! - `fixture_no_openat2::…`: the filesystem fixtures again, in a child process whose
+//!   `openat2` fails with `ENOSYS` (a seccomp filter), so the fallback path resolver runs.
+//! - `policy::…`: bundled policies load; every `policies/invalid/*.toml` fails with exactly
+//!   the message in its `.err` file; property tests of the policy model.
+//! - `cli::…`: the `corral` binary: JSON keys, exit statuses, `--help`.
+//!
+//! Every fixture file must be claimed by an expectation; the harness fails otherwise.
+
+mod cli;
+mod fixtures;
+mod policies;
+mod seccomp;
+mod support;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // SAFETY: single-threaded at this point; the secret must be in this process's
+    // environment so that fixtures prove guests cannot see it.
+    #[expect(unsafe_code, reason = "set_var before any thread exists")]
+    unsafe {
+        std::env::set_var(support::SECRET_ENV, support::secret());
+    }
+    if std::env::var_os(seccomp::NO_OPENAT2_ENV).is_some() {
+        seccomp::deny_openat2();
+    }
+    let args = libtest_mimic::Arguments::from_args();
+    let mut trials = Vec::new();
+    trials.extend(fixtures::trials());
+    trials.extend(policies::trials());
+    trials.extend(cli::trials());
+    libtest_mimic::run(&args, trials).exit_code()
+}
