@@ -6,9 +6,7 @@
 
 use std::collections::HashMap;
 
-use wasmparser::{
-    ExternalKind, FuncType, Parser, Payload, TypeRef, Validator, WasmFeatures,
-};
+use wasmparser::{ExternalKind, FuncType, Parser, Payload, TypeRef, Validator, WasmFeatures};
 
 use crate::capability::imports;
 use crate::policy::Policy;
@@ -52,7 +50,9 @@ const PAGE: u64 = 65536;
 /// Empty input, an ELF or other non-wasm file, an unknown wasm version.
 pub fn sniff(bytes: &[u8]) -> Result<BinaryKind, Rejection> {
     if bytes.is_empty() {
-        return Err(Rejection("the file is empty, not a WebAssembly binary".into()));
+        return Err(Rejection(
+            "the file is empty, not a WebAssembly binary".into(),
+        ));
     }
     if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
         if bytes.starts_with(b"\x7fELF") {
@@ -222,8 +222,7 @@ pub fn admit_core(
             ));
         }
     }
-    if !imports_seen.is_empty()
-        && !matches!(exports.get("memory"), Some((ExternalKind::Memory, _)))
+    if !imports_seen.is_empty() && !matches!(exports.get("memory"), Some((ExternalKind::Memory, _)))
     {
         return Err(Rejection(
             "the module imports host functions but does not export its `memory`".into(),
@@ -250,9 +249,7 @@ fn forbidden_import_message(module: &str, shown: &str) -> String {
         "wasi_unstable" => format!(
             "the module imports `{shown}` from WASI preview 0 (`wasi_unstable`), which corral does not provide (hint: rebuild for wasm32-wasip1)"
         ),
-        "wasi" => format!(
-            "the module imports `{shown}` (wasi-threads), and threads are disabled"
-        ),
+        "wasi" => format!("the module imports `{shown}` (wasi-threads), and threads are disabled"),
         _ => format!(
             "the module imports `{shown}`; only `wasi_snapshot_preview1` and `corral_v1` functions are provided"
         ),

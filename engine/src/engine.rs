@@ -83,7 +83,6 @@ struct Inner {
 }
 
 struct Compiled {
-    module: Module,
     pre: InstancePre<RunState>,
 }
 
@@ -96,7 +95,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("config", &self.inner.config).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -136,10 +137,6 @@ impl GuestModule {
 
     pub(crate) fn instance_pre(&self) -> &InstancePre<RunState> {
         &self.compiled.pre
-    }
-
-    pub(crate) fn module(&self) -> &Module {
-        &self.compiled.module
     }
 }
 
@@ -214,12 +211,10 @@ impl Engine {
             None => {
                 let module = Module::from_binary(&self.inner.wasmtime, bytes)
                     .map_err(|e| Rejection(format!("the module failed to compile: {e}")))?;
-                let pre = self
-                    .inner
-                    .linker
-                    .instantiate_pre(&module)
-                    .map_err(|e| Rejection(format!("the module cannot be linked: {}", e.root_cause())))?;
-                let c = Arc::new(Compiled { module, pre });
+                let pre = self.inner.linker.instantiate_pre(&module).map_err(|e| {
+                    Rejection(format!("the module cannot be linked: {}", e.root_cause()))
+                })?;
+                let c = Arc::new(Compiled { pre });
                 self.inner
                     .modules
                     .lock()
@@ -237,7 +232,11 @@ impl Engine {
     }
 
     /// Starts configuring a run of `module` under `policy`.
-    pub fn sandbox<'a>(&'a self, module: &'a GuestModule, policy: &'a Policy) -> SandboxBuilder<'a> {
+    pub fn sandbox<'a>(
+        &'a self,
+        module: &'a GuestModule,
+        policy: &'a Policy,
+    ) -> SandboxBuilder<'a> {
         SandboxBuilder::new(self, module, policy)
     }
 }

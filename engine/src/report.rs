@@ -21,7 +21,9 @@ impl ModuleHash {
     /// Parses `blake3:<64 hex digits>`.
     pub fn parse(s: &str) -> Option<ModuleHash> {
         let hex = s.strip_prefix("blake3:")?;
-        blake3::Hash::from_hex(hex).ok().map(|h| ModuleHash(*h.as_bytes()))
+        blake3::Hash::from_hex(hex)
+            .ok()
+            .map(|h| ModuleHash(*h.as_bytes()))
     }
 }
 
@@ -119,7 +121,10 @@ impl RunReport {
             "limit".into(),
             json!(self.verdict.limit().map(|l| l.as_str())),
         );
-        m.insert("trap".into(), json!(self.verdict.trap().map(|t| t.as_str())));
+        m.insert(
+            "trap".into(),
+            json!(self.verdict.trap().map(|t| t.as_str())),
+        );
         m.insert("message".into(), json!(self.message));
         m.insert(
             "stdout".into(),

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::AuditTrail;
 use crate::compile::{self, Compiled, Language};
 use crate::engine::{Engine, GuestModule};
 use crate::error::{Error, ErrorKind};
@@ -12,7 +13,6 @@ use crate::policy::Policy;
 use crate::report::RunReport;
 use crate::sandbox::{DirGrant, Finished, RunInputs};
 use crate::verdict::Verdict;
-use crate::AuditTrail;
 
 /// Everything one run needs.
 #[derive(Debug, Clone)]
@@ -41,7 +41,12 @@ pub struct RunRequest {
 
 impl RunRequest {
     /// A request with deny-by-default inputs: no args, no env, empty stdin, no dirs, seed 0.
-    pub fn new(source: Vec<u8>, name: impl Into<String>, language: Language, policy: Policy) -> RunRequest {
+    pub fn new(
+        source: Vec<u8>,
+        name: impl Into<String>,
+        language: Language,
+        policy: Policy,
+    ) -> RunRequest {
         RunRequest {
             source,
             name: name.into(),
@@ -155,7 +160,10 @@ impl Engine {
         let sandbox = match b.build() {
             Ok(s) => s,
             Err(e) if *e.kind() == ErrorKind::InvalidInput => {
-                let mut o = early(Verdict::InvalidInput(e.message().to_string()), e.message().to_string());
+                let mut o = early(
+                    Verdict::InvalidInput(e.message().to_string()),
+                    e.message().to_string(),
+                );
                 o.report.module_hash = Some(module.hash());
                 return Ok(o);
             }
@@ -164,7 +172,10 @@ impl Engine {
         let finished: Finished = match sandbox.run_full().await {
             Ok(f) => f,
             Err(e) if *e.kind() == ErrorKind::InvalidInput => {
-                let mut o = early(Verdict::InvalidInput(e.message().to_string()), e.message().to_string());
+                let mut o = early(
+                    Verdict::InvalidInput(e.message().to_string()),
+                    e.message().to_string(),
+                );
                 o.report.module_hash = Some(module.hash());
                 return Ok(o);
             }

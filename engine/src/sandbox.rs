@@ -68,7 +68,9 @@ impl DirGrant {
             _ => (rest, Access::ReadOnly),
         };
         if host.is_empty() {
-            return Err(Error::invalid_input(format!("`--dir {spec}`: empty host path")));
+            return Err(Error::invalid_input(format!(
+                "`--dir {spec}`: empty host path"
+            )));
         }
         let guest = GuestPath::new(guest).map_err(|e| {
             Error::invalid_input(format!("`--dir {spec}`: {e} (hint: {})", e.hint()))
@@ -367,7 +369,12 @@ impl Sandbox {
     }
 
     /// Replays with inputs rebuilt from a record.
-    pub(crate) async fn run_rebuilt(self, rebuilt: Vec<(String, tempfile::TempDir)>, inputs: RunInputs) -> Result<Finished, Error> {
+    #[expect(dead_code, reason = "replay runs with rebuilt inputs (issue 4)")]
+    pub(crate) async fn run_rebuilt(
+        self,
+        rebuilt: Vec<(String, tempfile::TempDir)>,
+        inputs: RunInputs,
+    ) -> Result<Finished, Error> {
         let started = Instant::now();
         let mut keep_alive = Vec::new();
         let mut preopens = Vec::new();
@@ -467,7 +474,9 @@ impl Sandbox {
             Ok(r) => r,
             Err(_) => {
                 log.hit(LimitKind::WallTime);
-                Err(wasmtime::Error::new(crate::capability::GateStop::Limit(LimitKind::WallTime)))
+                Err(wasmtime::Error::new(crate::capability::GateStop::Limit(
+                    LimitKind::WallTime,
+                )))
             }
         };
 

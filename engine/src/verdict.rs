@@ -359,9 +359,8 @@ fn limit_message(kind: LimitKind, policy: &crate::Policy) -> String {
             "the guest reached the quota of {} created files",
             l.fs_files
         ),
-        LimitKind::OpenFiles => format!(
-            "the guest reached the limit of {} open files",
-            l.open_files
-        ),
+        LimitKind::OpenFiles => {
+            format!("the guest reached the limit of {} open files", l.open_files)
+        }
     }
 }

@@ -28,18 +28,26 @@ pub const REPORT_KEYS: [&str; 13] = [
 pub fn corral() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_corral"));
     c.env(support::SECRET_ENV, support::secret());
-    c.env("CORRAL_HOME", support::repo().join("target").join("corral-test-home"));
+    c.env(
+        "CORRAL_HOME",
+        support::repo().join("target").join("corral-test-home"),
+    );
     c
 }
 
 pub fn trials() -> Vec<Trial> {
     let mut t = Vec::new();
     for (name, wat, verdict, status) in CASES {
-        t.push(Trial::test(format!("cli::json::{name}"), move || json_case(wat, verdict, *status)));
+        t.push(Trial::test(format!("cli::json::{name}"), move || {
+            json_case(wat, verdict, *status)
+        }));
     }
     t.push(Trial::test("cli::json::invalid_input", invalid_input));
     t.push(Trial::test("cli::json::compile_error", compile_error));
-    t.push(Trial::test("cli::json::rejected_component", rejected_component));
+    t.push(Trial::test(
+        "cli::json::rejected_component",
+        rejected_component,
+    ));
     t.push(Trial::test("cli::json::denied", denied));
     t.push(Trial::test("cli::check", check_cmd));
     t.push(Trial::test("cli::help_mentions_every_option", help));
@@ -58,8 +66,18 @@ const CASES: &[(&str, &str, &str, i32)] = &[
         "exit",
         1,
     ),
-    ("trap", "(module (func (export \"_start\") unreachable))", "trap", 1),
-    ("limit", "(module (func (export \"_start\") (loop br 0)))", "limit", 1),
+    (
+        "trap",
+        "(module (func (export \"_start\") unreachable))",
+        "trap",
+        1,
+    ),
+    (
+        "limit",
+        "(module (func (export \"_start\") (loop br 0)))",
+        "limit",
+        1,
+    ),
     (
         "rejected",
         r#"(module (import "evil" "get_secret" (func)) (func (export "_start")))"#,
@@ -77,13 +95,18 @@ fn run_json(dir: &Path, file: &str, extra: &[&str]) -> Result<(Output, Value), F
     cmd.current_dir(dir).arg("run").arg(file).arg("--json");
     if !extra.contains(&"--policy") {
         // A small fuel budget keeps the `limit` case fast.
-        std::fs::write(dir.join("small.toml"), "[limits]\nfuel = 20_000_000\n").map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("small.toml"), "[limits]\nfuel = 20_000_000\n")
+            .map_err(|e| e.to_string())?;
         cmd.args(["--policy", "small.toml"]);
     }
     cmd.args(extra);
     let out = cmd.output().map_err(|e| e.to_string())?;
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("stdout is not one JSON object ({e}): {}", String::from_utf8_lossy(&out.stdout)))?;
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "stdout is not one JSON object ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })?;
     Ok((out, v))
 }
 
@@ -112,7 +135,12 @@ fn json_case(wat: &str, verdict: &str, status: i32) -> Result<(), Failed> {
         "exit" if v["exit_code"] != 7 => return Err("exit needs exit_code 7".into()),
         "trap" if v["trap"] != "unreachable" => return Err("trap kind".into()),
         "limit" if v["limit"] != "fuel" => return Err("limit kind".into()),
-        "rejected" if !v["message"].as_str().unwrap_or("").contains("evil::get_secret") => {
+        "rejected"
+            if !v["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("evil::get_secret") =>
+        {
             return Err("rejection must name the import".into());
         }
         _ => {}
@@ -130,11 +158,19 @@ fn invalid_input() -> Result<(), Failed> {
     if v["verdict"] != "invalid_input" || out.status.code() != Some(2) {
         return Err(format!("missing file: {v} status {:?}", out.status.code()).into());
     }
-    std::fs::write(d.path().join("bad.toml"), "[limits]\nalow_network = true\n").map_err(|e| e.to_string())?;
-    std::fs::write(d.path().join("m.wat"), "(module (func (export \"_start\")))").map_err(|e| e.to_string())?;
+    std::fs::write(d.path().join("bad.toml"), "[limits]\nalow_network = true\n")
+        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        d.path().join("m.wat"),
+        "(module (func (export \"_start\")))",
+    )
+    .map_err(|e| e.to_string())?;
     let (out, v) = run_json(d.path(), "m.wat", &["--policy", "bad.toml"])?;
     let msg = v["message"].as_str().unwrap_or("");
-    if v["verdict"] != "invalid_input" || out.status.code() != Some(2) || !msg.starts_with("bad.toml:2:1:") {
+    if v["verdict"] != "invalid_input"
+        || out.status.code() != Some(2)
+        || !msg.starts_with("bad.toml:2:1:")
+    {
         return Err(format!("bad policy: {v} status {:?}", out.status.code()).into());
     }
     Ok(())
@@ -142,13 +178,21 @@ fn invalid_input() -> Result<(), Failed> {
 
 fn compile_error() -> Result<(), Failed> {
     let d = tmpdir()?;
-    std::fs::write(d.path().join("m.wat"), "(module (func (export \"_start\") (i32.add)))").map_err(|e| e.to_string())?;
+    std::fs::write(
+        d.path().join("m.wat"),
+        "(module (func (export \"_start\") (i32.add)))",
+    )
+    .map_err(|e| e.to_string())?;
     let (out, v) = run_json(d.path(), "m.wat", &[])?;
     has_all_keys(&v)?;
     if v["verdict"] != "compile_error" && v["verdict"] != "rejected" {
         return Err(format!("{v}").into());
     }
-    std::fs::write(d.path().join("n.wat"), "(module (func (export \"_start\") (i32.const)))").map_err(|e| e.to_string())?;
+    std::fs::write(
+        d.path().join("n.wat"),
+        "(module (func (export \"_start\") (i32.const)))",
+    )
+    .map_err(|e| e.to_string())?;
     let (out2, v2) = run_json(d.path(), "n.wat", &[])?;
     if v2["verdict"] != "compile_error" || out2.status.code() != Some(1) {
         return Err(format!("{v2}").into());
@@ -163,9 +207,17 @@ fn compile_error() -> Result<(), Failed> {
 
 fn rejected_component() -> Result<(), Failed> {
     let d = tmpdir()?;
-    std::fs::write(d.path().join("c.wasm"), [0, b'a', b's', b'm', 0x0d, 0, 1, 0]).map_err(|e| e.to_string())?;
+    std::fs::write(
+        d.path().join("c.wasm"),
+        [0, b'a', b's', b'm', 0x0d, 0, 1, 0],
+    )
+    .map_err(|e| e.to_string())?;
     let mut cmd = corral();
-    let out = cmd.current_dir(d.path()).args(["check", "c.wasm", "--json"]).output().map_err(|e| e.to_string())?;
+    let out = cmd
+        .current_dir(d.path())
+        .args(["check", "c.wasm", "--json"])
+        .output()
+        .map_err(|e| e.to_string())?;
     let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
     has_all_keys(&v)?;
     let msg = v["message"].as_str().unwrap_or("");
@@ -183,7 +235,8 @@ fn denied() -> Result<(), Failed> {
             (memory (export "memory") 1) (func (export "_start") (drop (call $a (i32.const 3) (i32.const 0) (i32.const 0)))))"#,
     )
     .map_err(|e| e.to_string())?;
-    std::fs::write(d.path().join("p.toml"), "[gate]\non_denial = \"end_run\"\n").map_err(|e| e.to_string())?;
+    std::fs::write(d.path().join("p.toml"), "[gate]\non_denial = \"end_run\"\n")
+        .map_err(|e| e.to_string())?;
     let (out, v) = run_json(d.path(), "m.wat", &["--policy", "p.toml"])?;
     has_all_keys(&v)?;
     if v["verdict"] != "denied" || out.status.code() != Some(1) {
@@ -194,8 +247,16 @@ fn denied() -> Result<(), Failed> {
 
 fn check_cmd() -> Result<(), Failed> {
     let d = tmpdir()?;
-    std::fs::write(d.path().join("m.wat"), "(module (func (export \"_start\") (loop br 0)))").map_err(|e| e.to_string())?;
-    let out = corral().current_dir(d.path()).args(["check", "m.wat", "--json"]).output().map_err(|e| e.to_string())?;
+    std::fs::write(
+        d.path().join("m.wat"),
+        "(module (func (export \"_start\") (loop br 0)))",
+    )
+    .map_err(|e| e.to_string())?;
+    let out = corral()
+        .current_dir(d.path())
+        .args(["check", "m.wat", "--json"])
+        .output()
+        .map_err(|e| e.to_string())?;
     let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
     has_all_keys(&v)?;
     if v["verdict"] != "ok" || v["fuel_consumed"] != 0 || out.status.code() != Some(0) {
@@ -207,8 +268,23 @@ fn check_cmd() -> Result<(), Failed> {
 fn help() -> Result<(), Failed> {
     let cases: [(&[&str], &[&str]); 3] = [
         (&["--help"], &["run", "check"]),
-        (&["run", "--help"], &["--policy", "--dir", "--env", "--stdin", "--seed", "--json", "--no-record", "--trace"]),
-        (&["check", "--help"], &["--policy", "--dir", "--env", "--stdin", "--seed", "--json"]),
+        (
+            &["run", "--help"],
+            &[
+                "--policy",
+                "--dir",
+                "--env",
+                "--stdin",
+                "--seed",
+                "--json",
+                "--no-record",
+                "--trace",
+            ],
+        ),
+        (
+            &["check", "--help"],
+            &["--policy", "--dir", "--env", "--stdin", "--seed", "--json"],
+        ),
     ];
     for (args, words) in cases {
         let out = corral().args(args).output().map_err(|e| e.to_string())?;
@@ -218,7 +294,9 @@ fn help() -> Result<(), Failed> {
         }
         for w in words {
             if !text.contains(w) {
-                return Err(format!("`corral {}` does not mention {w}:\n{text}", args.join(" ")).into());
+                return Err(
+                    format!("`corral {}` does not mention {w}:\n{text}", args.join(" ")).into(),
+                );
             }
         }
     }
@@ -226,7 +304,10 @@ fn help() -> Result<(), Failed> {
 }
 
 fn bad_option() -> Result<(), Failed> {
-    let out = corral().args(["run", "x.wasm", "--no-such-option"]).output().map_err(|e| e.to_string())?;
+    let out = corral()
+        .args(["run", "x.wasm", "--no-such-option"])
+        .output()
+        .map_err(|e| e.to_string())?;
     if out.status.code() != Some(2) {
         return Err(format!("status {:?}", out.status.code()).into());
     }
@@ -244,9 +325,23 @@ fn main() {
 }"#;
     std::fs::write(d.path().join("p.rs"), src).map_err(|e| e.to_string())?;
     std::fs::write(d.path().join("in.txt"), "from stdin\n").map_err(|e| e.to_string())?;
-    let (out, v) = run_json(d.path(), "p.rs", &["--env", "GREETING=hi", "--stdin", "in.txt", "--", "a", "b c"])?;
+    let (out, v) = run_json(
+        d.path(),
+        "p.rs",
+        &[
+            "--env",
+            "GREETING=hi",
+            "--stdin",
+            "in.txt",
+            "--",
+            "a",
+            "b c",
+        ],
+    )?;
     let stdout = v["stdout"].as_str().unwrap_or("");
-    if stdout != "[\"main\", \"a\", \"b c\"] Some(\"hi\") from stdin\n" || out.status.code() != Some(0) {
+    if stdout != "[\"main\", \"a\", \"b c\"] Some(\"hi\") from stdin\n"
+        || out.status.code() != Some(0)
+    {
         return Err(format!("{v}").into());
     }
     if stdout.contains(support::secret()) {
@@ -257,7 +352,11 @@ fn main() {
 
 fn nul_arg() -> Result<(), Failed> {
     let d = tmpdir()?;
-    std::fs::write(d.path().join("m.wat"), "(module (func (export \"_start\")))").map_err(|e| e.to_string())?;
+    std::fs::write(
+        d.path().join("m.wat"),
+        "(module (func (export \"_start\")))",
+    )
+    .map_err(|e| e.to_string())?;
     let (out, v) = run_json(d.path(), "m.wat", &["--env", "A=\u{1}", "--", "x"])?;
     if v["verdict"] != "ok" {
         return Err(format!("control characters are fine: {v}").into());

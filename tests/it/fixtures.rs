@@ -134,7 +134,11 @@ pub fn discover() -> (Vec<Fixture>, Vec<String>) {
         }
         let mut sources: BTreeMap<String, PathBuf> = BTreeMap::new();
         let mut expects: BTreeMap<String, PathBuf> = BTreeMap::new();
-        let mut files: Vec<_> = std::fs::read_dir(cat.path()).into_iter().flatten().flatten().collect();
+        let mut files: Vec<_> = std::fs::read_dir(cat.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect();
         files.sort_by_key(|e| e.file_name());
         for f in files {
             let p = f.path();
@@ -152,7 +156,11 @@ pub fn discover() -> (Vec<Fixture>, Vec<String>) {
                 expects.insert(stem, p);
             } else if SOURCE_EXTS.contains(&ext.as_str()) {
                 if let Some(prev) = sources.insert(stem.clone(), p.clone()) {
-                    problems.push(format!("two sources for fixture {category}::{stem}: {} and {}", prev.display(), p.display()));
+                    problems.push(format!(
+                        "two sources for fixture {category}::{stem}: {} and {}",
+                        prev.display(),
+                        p.display()
+                    ));
                 }
             } else if ext != "md" && ext != "txt" {
                 problems.push(format!("unclaimed fixture file {}", p.display()));
@@ -175,7 +183,10 @@ pub fn discover() -> (Vec<Fixture>, Vec<String>) {
             };
             let source = sources.remove(stem);
             if source.is_none() && expect.generate.is_none() {
-                problems.push(format!("{}: no source file and no `generate`", exp_path.display()));
+                problems.push(format!(
+                    "{}: no source file and no `generate`",
+                    exp_path.display()
+                ));
                 continue;
             }
             fixtures.push(Fixture {
@@ -186,7 +197,10 @@ pub fn discover() -> (Vec<Fixture>, Vec<String>) {
             });
         }
         for (stem, p) in sources {
-            problems.push(format!("unclaimed fixture {category}::{stem} ({}) has no expectation .toml", p.display()));
+            problems.push(format!(
+                "unclaimed fixture {category}::{stem} ({}) has no expectation .toml",
+                p.display()
+            ));
         }
     }
     (fixtures, problems)
@@ -196,7 +210,10 @@ pub fn trials() -> Vec<Trial> {
     let (fixtures, problems) = discover();
     let mut trials = Vec::new();
     for p in problems {
-        trials.push(Trial::test(format!("fixture::problem::{}", trials.len()), move || Err(Failed::from(p))));
+        trials.push(Trial::test(
+            format!("fixture::problem::{}", trials.len()),
+            move || Err(Failed::from(p)),
+        ));
     }
     let count = fixtures.len();
     trials.push(Trial::test("fixture::suite_is_not_empty", move || {
@@ -209,10 +226,15 @@ pub fn trials() -> Vec<Trial> {
         let no_openat2 = f.expect.no_openat2.unwrap_or(f.category == "fs");
         let id = f.id();
         let f2 = f.clone();
-        trials.push(Trial::test(format!("fixture::{id}"), move || run_fixture(&f2)));
+        trials.push(Trial::test(format!("fixture::{id}"), move || {
+            run_fixture(&f2)
+        }));
         if no_openat2 {
             let id2 = id.clone();
-            trials.push(Trial::test(format!("fixture_no_openat2::{id}"), move || rerun_without_openat2(&id2)));
+            trials.push(Trial::test(
+                format!("fixture_no_openat2::{id}"),
+                move || rerun_without_openat2(&id2),
+            ));
         }
     }
     trials
@@ -228,7 +250,11 @@ fn rerun_without_openat2(id: &str) -> Result<(), Failed> {
         .map_err(|e| format!("cannot spawn: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        return Err(format!("without openat2:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr)).into());
+        return Err(format!(
+            "without openat2:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
     }
     if !stdout.contains("1 passed") {
         return Err(format!("without openat2 the fixture did not run:\n{stdout}").into());
@@ -242,7 +268,8 @@ fn generate(spec: &str) -> Result<Vec<u8>, Failed> {
     match kind {
         "functions" => {
             let n: usize = arg.parse().map_err(|_| "bad functions count")?;
-            let mut wat = String::from("(module (memory (export \"memory\") 1) (func (export \"_start\"))\n");
+            let mut wat =
+                String::from("(module (memory (export \"memory\") 1) (func (export \"_start\"))\n");
             for _ in 0..n {
                 wat.push_str("(func)\n");
             }
@@ -252,7 +279,8 @@ fn generate(spec: &str) -> Result<Vec<u8>, Failed> {
         "module_bytes" => {
             let n: usize = arg.parse().map_err(|_| "bad size")?;
             // A valid module padded with a custom section.
-            let mut m = wat::parse_str("(module (func (export \"_start\")))").map_err(|e| e.to_string())?;
+            let mut m =
+                wat::parse_str("(module (func (export \"_start\")))").map_err(|e| e.to_string())?;
             m.push(0); // custom section id
             let payload = n.saturating_sub(m.len() + 8);
             let mut leb = Vec::new();
@@ -281,7 +309,9 @@ fn generate(spec: &str) -> Result<Vec<u8>, Failed> {
         "random" => {
             let n: usize = arg.parse().map_err(|_| "bad size")?;
             let mut out = Vec::with_capacity(n);
-            let mut h = blake3::Hasher::new().update(b"corral fixture random").finalize_xof();
+            let mut h = blake3::Hasher::new()
+                .update(b"corral fixture random")
+                .finalize_xof();
             out.resize(n, 0);
             h.fill(&mut out);
             Ok(out)
@@ -308,12 +338,23 @@ struct HostRoot {
 
 impl HostRoot {
     fn new(e: &Expect) -> Result<HostRoot, Failed> {
-        let dir = tempfile::Builder::new().prefix("corral-fixture-").tempdir().map_err(|e| e.to_string())?;
+        let dir = tempfile::Builder::new()
+            .prefix("corral-fixture-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
         let root = dir.path();
         let secret = support::secret();
         std::fs::create_dir_all(root.join("outside/sub")).map_err(|e| e.to_string())?;
-        std::fs::write(root.join("outside/canary.txt"), format!("{secret} outside\n")).map_err(|e| e.to_string())?;
-        std::fs::write(root.join("outside/sub/canary2.txt"), format!("{secret} deep\n")).map_err(|e| e.to_string())?;
+        std::fs::write(
+            root.join("outside/canary.txt"),
+            format!("{secret} outside\n"),
+        )
+        .map_err(|e| e.to_string())?;
+        std::fs::write(
+            root.join("outside/sub/canary2.txt"),
+            format!("{secret} deep\n"),
+        )
+        .map_err(|e| e.to_string())?;
         std::fs::create_dir_all(root.join("tmp")).map_err(|e| e.to_string())?;
         for d in &e.empty_dirs {
             std::fs::create_dir_all(root.join(d)).map_err(|e| e.to_string())?;
@@ -349,7 +390,10 @@ fn request(f: &Fixture, root: &Path) -> Result<RunRequest, Failed> {
         (Some(p), _) => {
             let lang = Language::from_path(p).ok_or("unknown source type")?;
             let bytes = std::fs::read(p).map_err(|e| e.to_string())?;
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             (bytes, name, lang)
         }
         (None, Some(g)) => (generate(g)?, format!("{}.wasm", f.name), Language::Wasm),
@@ -361,9 +405,14 @@ fn request(f: &Fixture, root: &Path) -> Result<RunRequest, Failed> {
     req.stdin = e.stdin.clone().unwrap_or_default().into_bytes();
     req.seed = e.seed.unwrap_or(0);
     for d in &e.dirs {
-        let mode = d.mode.as_deref().map(|m| format!(":{m}")).unwrap_or_default();
+        let mode = d
+            .mode
+            .as_deref()
+            .map(|m| format!(":{m}"))
+            .unwrap_or_default();
         let spec = format!("{}::{}{mode}", root.join(&d.host).display(), d.guest);
-        req.dirs.push(DirGrant::parse(&spec).map_err(|e| e.to_string())?);
+        req.dirs
+            .push(DirGrant::parse(&spec).map_err(|e| e.to_string())?);
     }
     Ok(req)
 }
@@ -395,7 +444,9 @@ fn run_once(f: &Fixture) -> Result<RunReport, Failed> {
         .enable_time()
         .build()
         .map_err(|e| e.to_string())?;
-    let outcome = rt.block_on(engine.run_request(&req)).map_err(|e| format!("host error (Err): {e}"))?;
+    let outcome = rt
+        .block_on(engine.run_request(&req))
+        .map_err(|e| format!("host error (Err): {e}"))?;
     let report = outcome.report;
 
     // Host checks.
@@ -404,16 +455,29 @@ fn run_once(f: &Fixture) -> Result<RunReport, Failed> {
     if !changes.is_empty() {
         return Err(format!("the run changed the host outside its dirs: {changes:?}").into());
     }
-    let leftover: Vec<_> = std::fs::read_dir(root.join("tmp")).map_err(|e| e.to_string())?.flatten().map(|e| e.file_name()).collect();
+    let leftover: Vec<_> = std::fs::read_dir(root.join("tmp"))
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     if !leftover.is_empty() {
         return Err(format!("temporary dirs left behind: {leftover:?}").into());
     }
     let root_str = root.display().to_string();
     let texts = [
-        ("stdout", String::from_utf8_lossy(&report.stdout).into_owned()),
-        ("stderr", String::from_utf8_lossy(&report.stderr).into_owned()),
+        (
+            "stdout",
+            String::from_utf8_lossy(&report.stdout).into_owned(),
+        ),
+        (
+            "stderr",
+            String::from_utf8_lossy(&report.stderr).into_owned(),
+        ),
         ("message", report.message.clone()),
-        ("diagnostics", report.diagnostics.clone().unwrap_or_default()),
+        (
+            "diagnostics",
+            report.diagnostics.clone().unwrap_or_default(),
+        ),
     ];
     for (what, text) in &texts {
         if text.contains(support::secret()) {
@@ -449,12 +513,19 @@ fn check(f: &Fixture, r: &RunReport) -> Result<(), Failed> {
     let json = r.to_json();
     let show = || serde_json::to_string_pretty(&json).unwrap_or_default();
     if r.verdict.kind() != e.verdict {
-        errs.push(format!("verdict: expected `{}`, got `{}`", e.verdict, r.verdict.kind()));
+        errs.push(format!(
+            "verdict: expected `{}`, got `{}`",
+            e.verdict,
+            r.verdict.kind()
+        ));
     }
     if let Some(c) = e.exit_code
         && r.verdict.exit_code() != Some(c)
     {
-        errs.push(format!("exit_code: expected {c}, got {:?}", r.verdict.exit_code()));
+        errs.push(format!(
+            "exit_code: expected {c}, got {:?}",
+            r.verdict.exit_code()
+        ));
     }
     if let Some(t) = &e.trap
         && r.verdict.trap().map(|t| t.as_str()) != Some(t.as_str())
@@ -506,7 +577,10 @@ fn check(f: &Fixture, r: &RunReport) -> Result<(), Failed> {
     if let Some(d) = e.denials_min
         && r.calls.denials < d
     {
-        errs.push(format!("denials: expected at least {d}, got {}", r.calls.denials));
+        errs.push(format!(
+            "denials: expected at least {d}, got {}",
+            r.calls.denials
+        ));
     }
     if let engine::Verdict::HostError(m) = &r.verdict {
         errs.push(format!("host_error: {m}"));

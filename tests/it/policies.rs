@@ -18,40 +18,55 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("policy::prop_arbitrary_text_never_panics", prop_arbitrary),
     ];
     let dir = support::repo().join("policies").join("invalid");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     files.sort();
     let mut count = 0;
     for p in files {
         match p.extension().and_then(|e| e.to_str()) {
             Some("toml") => {
                 count += 1;
-                let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 let path = p.clone();
-                t.push(Trial::test(format!("policy::invalid::{name}"), move || invalid(&path)));
+                t.push(Trial::test(format!("policy::invalid::{name}"), move || {
+                    invalid(&path)
+                }));
             }
             Some("err") => {
                 let toml = p.with_extension("toml");
                 if !toml.exists() {
                     let shown = p.display().to_string();
-                    t.push(Trial::test(format!("policy::invalid::orphan::{shown}"), move || {
-                        Err(format!("{shown} has no .toml beside it").into())
-                    }));
+                    t.push(Trial::test(
+                        format!("policy::invalid::orphan::{shown}"),
+                        move || Err(format!("{shown} has no .toml beside it").into()),
+                    ));
                 }
             }
             _ => {
                 let shown = p.display().to_string();
-                t.push(Trial::test(format!("policy::invalid::unclaimed::{shown}"), move || {
-                    Err(format!("unclaimed file {shown}").into())
-                }));
+                t.push(Trial::test(
+                    format!("policy::invalid::unclaimed::{shown}"),
+                    move || Err(format!("unclaimed file {shown}").into()),
+                ));
             }
         }
     }
-    t.push(Trial::test("policy::invalid_suite_is_not_empty", move || {
-        if count < 15 {
-            return Err(format!("only {count} invalid policies").into());
-        }
-        Ok(())
-    }));
+    t.push(Trial::test(
+        "policy::invalid_suite_is_not_empty",
+        move || {
+            if count < 15 {
+                return Err(format!("only {count} invalid policies").into());
+            }
+            Ok(())
+        },
+    ));
     t
 }
 
@@ -59,7 +74,10 @@ fn invalid(path: &std::path::Path) -> Result<(), Failed> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let expected = std::fs::read_to_string(path.with_extension("err"))
         .map_err(|e| format!("{}: missing .err file: {e}", path.display()))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     match Policy::parse(&name, &text) {
         Ok(_) => Err(format!("{name} was accepted").into()),
         Err(e) if e.to_string() == expected.trim_end() => Ok(()),
@@ -71,7 +89,8 @@ fn bundled() -> Result<(), Failed> {
     for (name, _) in BUNDLED {
         let p = Policy::bundled(name).map_err(|e| e.to_string())?;
         let text = p.to_canonical_toml();
-        let back = Policy::parse("canonical.toml", &text).map_err(|e| format!("{name}: {e}\n{text}"))?;
+        let back =
+            Policy::parse("canonical.toml", &text).map_err(|e| format!("{name}: {e}\n{text}"))?;
         if back.with_name(name) != p {
             return Err(format!("{name} does not round-trip through its canonical form").into());
         }
@@ -85,16 +104,25 @@ fn strict_default() -> Result<(), Failed> {
     if empty.with_name("strict") != strict {
         return Err("an empty policy must equal strict".into());
     }
-    if strict.fs.scratch.is_some() || strict.fs.allow_rw_dirs || strict.limits.fs_bytes.0 != 0 || !strict.env.is_empty() {
+    if strict.fs.scratch.is_some()
+        || strict.fs.allow_rw_dirs
+        || strict.limits.fs_bytes.0 != 0
+        || !strict.env.is_empty()
+    {
         return Err("strict must grant no filesystem and no env".into());
     }
     Ok(())
 }
 
 fn extends_chain() -> Result<(), Failed> {
-    let p = Policy::parse("x.toml", "extends = \"permissive\"\n[limits]\nfuel = 5\n").map_err(|e| e.to_string())?;
+    let p = Policy::parse("x.toml", "extends = \"permissive\"\n[limits]\nfuel = 5\n")
+        .map_err(|e| e.to_string())?;
     let perm = Policy::bundled("permissive").map_err(|e| e.to_string())?;
-    if p.limits.fuel.0 != 5 || p.limits.memory != perm.limits.memory || !p.fs.allow_rw_dirs || p.fs.scratch.is_none() {
+    if p.limits.fuel.0 != 5
+        || p.limits.memory != perm.limits.memory
+        || !p.fs.allow_rw_dirs
+        || p.fs.scratch.is_none()
+    {
         return Err(format!("extends did not layer correctly: {p:?}").into());
     }
     Ok(())
@@ -144,9 +172,11 @@ fn prop_round_trip() -> Result<(), Failed> {
     });
     runner
         .run(&arb_policy_text(), |text| {
-            let p = Policy::parse("p.toml", &text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            let p = Policy::parse("p.toml", &text)
+                .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
             let canon = p.to_canonical_toml();
-            let q = Policy::parse("p.toml", &canon).map_err(|e| TestCaseError::fail(format!("{e}\n{canon}")))?;
+            let q = Policy::parse("p.toml", &canon)
+                .map_err(|e| TestCaseError::fail(format!("{e}\n{canon}")))?;
             prop_assert_eq!(p, q);
             Ok(())
         })

@@ -3,7 +3,10 @@
 //! The 2026 trailing-slash sandbox escape lived in cap-std's fallback path resolver, which
 //! only runs where `openat2` is unavailable, so the filesystem fixtures run a second time
 //! with this filter installed (in a child process: a filter cannot be removed).
-#![expect(unsafe_code, reason = "installing a seccomp filter needs prctl/seccomp syscalls")]
+#![expect(
+    unsafe_code,
+    reason = "installing a seccomp filter needs prctl/seccomp syscalls"
+)]
 
 /// When set, the test binary installs the filter before running anything.
 pub const NO_OPENAT2_ENV: &str = "CORRAL_TEST_NO_OPENAT2";
@@ -51,18 +54,38 @@ pub fn deny_openat2() {
     };
     // SAFETY: plain prctl/seccomp syscalls with a valid, live filter program.
     unsafe {
-        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0, "PR_SET_NO_NEW_PRIVS");
+        assert_eq!(
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
+            0,
+            "PR_SET_NO_NEW_PRIVS"
+        );
         let rc = libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
             0,
             &prog as *const libc::sock_fprog,
         );
-        assert_eq!(rc, 0, "seccomp(SET_MODE_FILTER) failed: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "seccomp(SET_MODE_FILTER) failed: {}",
+            std::io::Error::last_os_error()
+        );
     }
     // SAFETY: openat2 with null arguments only exercises the filter; it must not reach the
     // kernel's implementation.
-    let rc = unsafe { libc::syscall(SYS_OPENAT2 as libc::c_long, -100, std::ptr::null::<u8>(), std::ptr::null::<u8>(), 0) };
+    let rc = unsafe {
+        libc::syscall(
+            SYS_OPENAT2 as libc::c_long,
+            -100,
+            std::ptr::null::<u8>(),
+            std::ptr::null::<u8>(),
+            0,
+        )
+    };
     let err = std::io::Error::last_os_error().raw_os_error();
-    assert!(rc == -1 && err == Some(libc::ENOSYS), "openat2 is still available after the filter");
+    assert!(
+        rc == -1 && err == Some(libc::ENOSYS),
+        "openat2 is still available after the filter"
+    );
 }

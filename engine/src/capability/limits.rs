@@ -27,7 +27,10 @@ const ORDER: [LimitKind; 9] = [
 impl LimitLog {
     /// Notes that `kind` was reached; only the first note sticks.
     pub(crate) fn hit(&self, kind: LimitKind) {
-        let code = ORDER.iter().position(|k| *k == kind).map_or(0, |i| i as u8 + 1);
+        let code = ORDER
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| i as u8 + 1);
         let _ = self
             .first
             .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);

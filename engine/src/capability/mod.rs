@@ -103,7 +103,8 @@ impl MetaView {
 
     pub(crate) fn set_times(&mut self, ino: u64, atim: Option<u64>, mtim: Option<u64>, epoch: u64) {
         let (a, m) = self.times(ino, epoch);
-        self.times.insert(ino, (atim.unwrap_or(a), mtim.unwrap_or(m)));
+        self.times
+            .insert(ino, (atim.unwrap_or(a), mtim.unwrap_or(m)));
     }
 }
 
@@ -160,7 +161,9 @@ pub(crate) struct Gate {
 
 impl fmt::Debug for Gate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Gate").field("core", &self.core).finish_non_exhaustive()
+        f.debug_struct("Gate")
+            .field("core", &self.core)
+            .finish_non_exhaustive()
     }
 }
 

@@ -20,9 +20,7 @@ type R<T> = Result<T, Error>;
 
 /// Registers the gate's `wasi_snapshot_preview1` functions.
 pub(crate) fn add_to_linker(linker: &mut wasmtime::Linker<RunState>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p1::wasi_snapshot_preview1::add_to_linker(linker, |s: &mut RunState| {
-        &mut s.gate
-    })
+    wasmtime_wasi::p1::wasi_snapshot_preview1::add_to_linker(linker, |s: &mut RunState| &mut s.gate)
 }
 
 fn errno_of(e: &Error) -> u16 {
@@ -181,7 +179,12 @@ impl Gate {
     }
 
     /// Does `path` exist (without following a final symlink)?
-    async fn exists(&mut self, dirfd: types::Fd, path: GuestPtr<str>, mem: &mut GuestMemory<'_>) -> bool {
+    async fn exists(
+        &mut self,
+        dirfd: types::Fd,
+        path: GuestPtr<str>,
+        mem: &mut GuestMemory<'_>,
+    ) -> bool {
         self.wasi
             .path_filestat_get(mem, dirfd, types::Lookupflags::empty(), path)
             .await
@@ -200,7 +203,9 @@ impl Gate {
         if q.fs_files_used < q.fs_files_max {
             return None;
         }
-        let writable = self.fd_info(dirfd).is_some_and(|i| i.kind == FdKind::Dir && i.dir_writable);
+        let writable = self
+            .fd_info(dirfd)
+            .is_some_and(|i| i.kind == FdKind::Dir && i.dir_writable);
         if !writable || self.exists(dirfd, path, mem).await {
             return None; // the call fails (or creates nothing) on its own terms
         }
@@ -295,7 +300,10 @@ impl WasiSnapshotPreview1 for Gate {
         argv: GuestPtr<GuestPtr<u8>>,
         argv_buf: GuestPtr<u8>,
     ) -> R<()> {
-        let args = Dig::new().u64(argv.offset().into()).u64(argv_buf.offset().into()).finish();
+        let args = Dig::new()
+            .u64(argv.offset().into())
+            .u64(argv_buf.offset().into())
+            .finish();
         let r = self.wasi.args_get(mem, argv, argv_buf);
         self.done("args_get", args, r, |_| none())
     }
@@ -328,8 +336,14 @@ impl WasiSnapshotPreview1 for Gate {
         })
     }
 
-    fn clock_res_get(&mut self, _mem: &mut GuestMemory<'_>, id: types::Clockid) -> R<types::Timestamp> {
-        self.done("clock_res_get", scalar(id as u64), Ok(RESOLUTION_NS), |v| scalar(*v))
+    fn clock_res_get(
+        &mut self,
+        _mem: &mut GuestMemory<'_>,
+        id: types::Clockid,
+    ) -> R<types::Timestamp> {
+        self.done("clock_res_get", scalar(id as u64), Ok(RESOLUTION_NS), |v| {
+            scalar(*v)
+        })
     }
 
     fn clock_time_get(
@@ -356,7 +370,12 @@ impl WasiSnapshotPreview1 for Gate {
         len: types::Filesize,
         advice: types::Advice,
     ) -> R<()> {
-        let args = Dig::new().u64(fdv(fd)).u64(offset).u64(len).u64(advice as u64).finish();
+        let args = Dig::new()
+            .u64(fdv(fd))
+            .u64(offset)
+            .u64(len)
+            .u64(advice as u64)
+            .finish();
         let r = self.wasi.fd_advise(mem, fd, offset, len, advice).await;
         self.done("fd_advise", args, r, |_| none())
     }
@@ -396,7 +415,11 @@ impl WasiSnapshotPreview1 for Gate {
         self.done("fd_datasync", scalar(fdv(fd)), r, |_| none())
     }
 
-    async fn fd_fdstat_get(&mut self, mem: &mut GuestMemory<'_>, fd: types::Fd) -> R<types::Fdstat> {
+    async fn fd_fdstat_get(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: types::Fd,
+    ) -> R<types::Fdstat> {
         let r = self.wasi.fd_fdstat_get(mem, fd).await;
         self.done("fd_fdstat_get", scalar(fdv(fd)), r, |s| {
             Dig::new()
@@ -426,12 +449,20 @@ impl WasiSnapshotPreview1 for Gate {
         base: types::Rights,
         inheriting: types::Rights,
     ) -> R<()> {
-        let args = Dig::new().u64(fdv(fd)).u64(base.bits()).u64(inheriting.bits()).finish();
+        let args = Dig::new()
+            .u64(fdv(fd))
+            .u64(base.bits())
+            .u64(inheriting.bits())
+            .finish();
         let r = self.wasi.fd_fdstat_set_rights(mem, fd, base, inheriting);
         self.done("fd_fdstat_set_rights", args, r, |_| none())
     }
 
-    async fn fd_filestat_get(&mut self, mem: &mut GuestMemory<'_>, fd: types::Fd) -> R<types::Filestat> {
+    async fn fd_filestat_get(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: types::Fd,
+    ) -> R<types::Filestat> {
         let r = self.wasi.fd_filestat_get(mem, fd).await;
         let r = r.map(|s| self.virt_stat(s));
         self.done("fd_filestat_get", scalar(fdv(fd)), r, filestat_digest)
@@ -469,7 +500,12 @@ impl WasiSnapshotPreview1 for Gate {
         mtim: types::Timestamp,
         flags: types::Fstflags,
     ) -> R<()> {
-        let args = Dig::new().u64(fdv(fd)).u64(atim).u64(mtim).u64(flags.bits().into()).finish();
+        let args = Dig::new()
+            .u64(fdv(fd))
+            .u64(atim)
+            .u64(mtim)
+            .u64(flags.bits().into())
+            .finish();
         let r = match times_of(atim, mtim, flags, self.core.clock.wall_now()) {
             Err(e) => Err(e),
             Ok((a, m)) => match self.fd_info(fd) {
@@ -492,7 +528,12 @@ impl WasiSnapshotPreview1 for Gate {
         self.done("fd_filestat_set_times", args, r, |_| none())
     }
 
-    async fn fd_read(&mut self, mem: &mut GuestMemory<'_>, fd: types::Fd, iovs: types::IovecArray) -> R<types::Size> {
+    async fn fd_read(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        iovs: types::IovecArray,
+    ) -> R<types::Size> {
         let args = Dig::new().u64(fdv(fd)).u64(iovs.len().into()).finish();
         let r = self.wasi.fd_read(mem, fd, iovs).await;
         if let Ok(n) = &r
@@ -501,7 +542,10 @@ impl WasiSnapshotPreview1 for Gate {
             self.core.stdin_remaining = self.core.stdin_remaining.saturating_sub((*n).into());
         }
         let digest = match &r {
-            Ok(n) => Dig::new().u64((*n).into()).bytes(&iovs_digest(mem, iovs, Some((*n).into())).0).finish(),
+            Ok(n) => Dig::new()
+                .u64((*n).into())
+                .bytes(&iovs_digest(mem, iovs, Some((*n).into())).0)
+                .finish(),
             Err(_) => none(),
         };
         self.done("fd_read", args, r, |_| digest)
@@ -514,17 +558,32 @@ impl WasiSnapshotPreview1 for Gate {
         iovs: types::IovecArray,
         offset: types::Filesize,
     ) -> R<types::Size> {
-        let args = Dig::new().u64(fdv(fd)).u64(iovs.len().into()).u64(offset).finish();
+        let args = Dig::new()
+            .u64(fdv(fd))
+            .u64(iovs.len().into())
+            .u64(offset)
+            .finish();
         let r = self.wasi.fd_pread(mem, fd, iovs, offset).await;
         let digest = match &r {
-            Ok(n) => Dig::new().u64((*n).into()).bytes(&iovs_digest(mem, iovs, Some((*n).into())).0).finish(),
+            Ok(n) => Dig::new()
+                .u64((*n).into())
+                .bytes(&iovs_digest(mem, iovs, Some((*n).into())).0)
+                .finish(),
             Err(_) => none(),
         };
         self.done("fd_pread", args, r, |_| digest)
     }
 
-    async fn fd_write(&mut self, mem: &mut GuestMemory<'_>, fd: types::Fd, ciovs: types::CiovecArray) -> R<types::Size> {
-        let args = Dig::new().u64(fdv(fd)).bytes(&ciovs_digest(mem, ciovs).0).finish();
+    async fn fd_write(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        ciovs: types::CiovecArray,
+    ) -> R<types::Size> {
+        let args = Dig::new()
+            .u64(fdv(fd))
+            .bytes(&ciovs_digest(mem, ciovs).0)
+            .finish();
         if let Some(e) = self.bytes_blocked(fd, first_write_len(mem, ciovs)) {
             return self.done("fd_write", args, Err(e), |_| none());
         }
@@ -542,7 +601,11 @@ impl WasiSnapshotPreview1 for Gate {
         ciovs: types::CiovecArray,
         offset: types::Filesize,
     ) -> R<types::Size> {
-        let args = Dig::new().u64(fdv(fd)).u64(offset).bytes(&ciovs_digest(mem, ciovs).0).finish();
+        let args = Dig::new()
+            .u64(fdv(fd))
+            .u64(offset)
+            .bytes(&ciovs_digest(mem, ciovs).0)
+            .finish();
         if let Some(e) = self.bytes_blocked(fd, first_write_len(mem, ciovs)) {
             return self.done("fd_pwrite", args, Err(e), |_| none());
         }
@@ -569,11 +632,20 @@ impl WasiSnapshotPreview1 for Gate {
     ) -> R<()> {
         let args = Dig::new().u64(fdv(fd)).u64(path_max_len.into()).finish();
         let r = self.wasi.fd_prestat_dir_name(mem, fd, path, path_max_len);
-        let digest = if r.is_ok() { bytes_at(mem, path, path_max_len) } else { none() };
+        let digest = if r.is_ok() {
+            bytes_at(mem, path, path_max_len)
+        } else {
+            none()
+        };
         self.done("fd_prestat_dir_name", args, r, |_| digest)
     }
 
-    async fn fd_renumber(&mut self, mem: &mut GuestMemory<'_>, from: types::Fd, to: types::Fd) -> R<()> {
+    async fn fd_renumber(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        from: types::Fd,
+        to: types::Fd,
+    ) -> R<()> {
         let args = Dig::new().u64(fdv(from)).u64(fdv(to)).finish();
         let r = self.wasi.fd_renumber(mem, from, to).await;
         if r.is_ok() && from != to {
@@ -599,7 +671,11 @@ impl WasiSnapshotPreview1 for Gate {
         offset: types::Filedelta,
         whence: types::Whence,
     ) -> R<types::Filesize> {
-        let args = Dig::new().u64(fdv(fd)).u64(offset as u64).u64(whence as u64).finish();
+        let args = Dig::new()
+            .u64(fdv(fd))
+            .u64(offset as u64)
+            .u64(whence as u64)
+            .finish();
         let r = self.wasi.fd_seek(mem, fd, offset, whence).await;
         self.done("fd_seek", args, r, |v| scalar(*v))
     }
@@ -626,7 +702,11 @@ impl WasiSnapshotPreview1 for Gate {
         buf_len: types::Size,
         cookie: types::Dircookie,
     ) -> R<types::Size> {
-        let args = Dig::new().u64(fdv(fd)).u64(buf_len.into()).u64(cookie).finish();
+        let args = Dig::new()
+            .u64(fdv(fd))
+            .u64(buf_len.into())
+            .u64(cookie)
+            .finish();
         let key = u32::from(fd);
         if cookie == 0 || !self.core.listings.contains_key(&key) {
             match self.listing(fd).await {
@@ -669,7 +749,10 @@ impl WasiSnapshotPreview1 for Gate {
         dirfd: types::Fd,
         path: GuestPtr<str>,
     ) -> R<()> {
-        let args = Dig::new().u64(fdv(dirfd)).bytes(&path_bytes(mem, path)).finish();
+        let args = Dig::new()
+            .u64(fdv(dirfd))
+            .bytes(&path_bytes(mem, path))
+            .finish();
         if let Some(e) = self.creation_blocked(mem, dirfd, path).await {
             return self.done("path_create_directory", args, Err(e), |_| none());
         }
@@ -808,7 +891,9 @@ impl WasiSnapshotPreview1 for Gate {
         }
         let r = self
             .wasi
-            .path_open(mem, dirfd, dirflags, path, oflags, base, inheriting, fdflags)
+            .path_open(
+                mem, dirfd, dirflags, path, oflags, base, inheriting, fdflags,
+            )
             .await;
         if let Ok(new_fd) = &r {
             if created {
@@ -817,7 +902,10 @@ impl WasiSnapshotPreview1 for Gate {
             let dir_writable = self.fd_info(dirfd).is_some_and(|i| i.dir_writable);
             let (kind, file_writable) = match self.wasi.fd_fdstat_get(mem, *new_fd).await {
                 Ok(s) if s.fs_filetype == types::Filetype::Directory => (FdKind::Dir, false),
-                Ok(s) => (FdKind::File, s.fs_rights_base.contains(types::Rights::FD_WRITE)),
+                Ok(s) => (
+                    FdKind::File,
+                    s.fs_rights_base.contains(types::Rights::FD_WRITE),
+                ),
                 Err(_) => (FdKind::File, false),
             };
             self.core.fds.insert(
@@ -848,7 +936,10 @@ impl WasiSnapshotPreview1 for Gate {
             .bytes(&path_bytes(mem, path))
             .u64(buf_len.into())
             .finish();
-        let r = self.wasi.path_readlink(mem, dirfd, path, buf, buf_len).await;
+        let r = self
+            .wasi
+            .path_readlink(mem, dirfd, path, buf, buf_len)
+            .await;
         let digest = match &r {
             Ok(n) => bytes_at(mem, buf, *n),
             Err(_) => none(),
@@ -856,8 +947,16 @@ impl WasiSnapshotPreview1 for Gate {
         self.done("path_readlink", args, r, |_| digest)
     }
 
-    async fn path_remove_directory(&mut self, mem: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>) -> R<()> {
-        let args = Dig::new().u64(fdv(dirfd)).bytes(&path_bytes(mem, path)).finish();
+    async fn path_remove_directory(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        dirfd: types::Fd,
+        path: GuestPtr<str>,
+    ) -> R<()> {
+        let args = Dig::new()
+            .u64(fdv(dirfd))
+            .bytes(&path_bytes(mem, path))
+            .finish();
         let r = self.wasi.path_remove_directory(mem, dirfd, path).await;
         self.done("path_remove_directory", args, r, |_| none())
     }
@@ -876,7 +975,10 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(fdv(dest_fd))
             .bytes(&path_bytes(mem, dest_path))
             .finish();
-        let r = self.wasi.path_rename(mem, src_fd, src_path, dest_fd, dest_path).await;
+        let r = self
+            .wasi
+            .path_rename(mem, src_fd, src_path, dest_fd, dest_path)
+            .await;
         self.done("path_rename", args, r, |_| none())
     }
 
@@ -895,15 +997,26 @@ impl WasiSnapshotPreview1 for Gate {
         if let Some(e) = self.creation_blocked(mem, dirfd, dest_path).await {
             return self.done("path_symlink", args, Err(e), |_| none());
         }
-        let r = self.wasi.path_symlink(mem, src_path, dirfd, dest_path).await;
+        let r = self
+            .wasi
+            .path_symlink(mem, src_path, dirfd, dest_path)
+            .await;
         if r.is_ok() {
             self.core.quota.fs_files_used += 1;
         }
         self.done("path_symlink", args, r, |_| none())
     }
 
-    async fn path_unlink_file(&mut self, mem: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>) -> R<()> {
-        let args = Dig::new().u64(fdv(dirfd)).bytes(&path_bytes(mem, path)).finish();
+    async fn path_unlink_file(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        dirfd: types::Fd,
+        path: GuestPtr<str>,
+    ) -> R<()> {
+        let args = Dig::new()
+            .u64(fdv(dirfd))
+            .bytes(&path_bytes(mem, path))
+            .finish();
         let r = self.wasi.path_unlink_file(mem, dirfd, path).await;
         self.done("path_unlink_file", args, r, |_| none())
     }
@@ -927,7 +1040,9 @@ impl WasiSnapshotPreview1 for Gate {
 
     fn proc_exit(&mut self, mem: &mut GuestMemory<'_>, status: types::Exitcode) -> wasmtime::Error {
         let fuel = self.core.clock.fuel_consumed();
-        self.core.trail.push("proc_exit", fuel, scalar(status.into()), ERRNO_TRAP, none());
+        self.core
+            .trail
+            .push("proc_exit", fuel, scalar(status.into()), ERRNO_TRAP, none());
         self.wasi.proc_exit(mem, status)
     }
 
@@ -940,13 +1055,27 @@ impl WasiSnapshotPreview1 for Gate {
         self.done("sched_yield", none(), Ok(()), |_| none())
     }
 
-    fn random_get(&mut self, mem: &mut GuestMemory<'_>, buf: GuestPtr<u8>, buf_len: types::Size) -> R<()> {
+    fn random_get(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        buf: GuestPtr<u8>,
+        buf_len: types::Size,
+    ) -> R<()> {
         let r = self.wasi.random_get(mem, buf, buf_len);
-        let digest = if r.is_ok() { bytes_at(mem, buf, buf_len) } else { none() };
+        let digest = if r.is_ok() {
+            bytes_at(mem, buf, buf_len)
+        } else {
+            none()
+        };
         self.done("random_get", scalar(buf_len.into()), r, |_| digest)
     }
 
-    fn sock_accept(&mut self, mem: &mut GuestMemory<'_>, fd: types::Fd, flags: types::Fdflags) -> R<types::Fd> {
+    fn sock_accept(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        flags: types::Fdflags,
+    ) -> R<types::Fd> {
         let r = self.wasi.sock_accept(mem, fd, flags);
         self.done("sock_accept", scalar(fdv(fd)), r, |fd| scalar(fdv(*fd)))
     }
@@ -959,7 +1088,9 @@ impl WasiSnapshotPreview1 for Gate {
         ri_flags: types::Riflags,
     ) -> R<(types::Size, types::Roflags)> {
         let r = self.wasi.sock_recv(mem, fd, ri_data, ri_flags);
-        self.done("sock_recv", scalar(fdv(fd)), r, |(n, _)| scalar((*n).into()))
+        self.done("sock_recv", scalar(fdv(fd)), r, |(n, _)| {
+            scalar((*n).into())
+        })
     }
 
     fn sock_send(
@@ -973,7 +1104,12 @@ impl WasiSnapshotPreview1 for Gate {
         self.done("sock_send", scalar(fdv(fd)), r, |n| scalar((*n).into()))
     }
 
-    fn sock_shutdown(&mut self, mem: &mut GuestMemory<'_>, fd: types::Fd, how: types::Sdflags) -> R<()> {
+    fn sock_shutdown(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        how: types::Sdflags,
+    ) -> R<()> {
         let r = self.wasi.sock_shutdown(mem, fd, how);
         self.done("sock_shutdown", scalar(fdv(fd)), r, |_| none())
     }
@@ -1032,7 +1168,9 @@ impl Gate {
             let is_read = matches!(sub.u, types::SubscriptionU::FdRead(_));
             match sub.u {
                 types::SubscriptionU::Clock(c) => {
-                    let abs = c.flags.contains(types::Subclockflags::SUBSCRIPTION_CLOCK_ABSTIME);
+                    let abs = c
+                        .flags
+                        .contains(types::Subclockflags::SUBSCRIPTION_CLOCK_ABSTIME);
                     let deadline = match (c.id, abs) {
                         (_, false) => now.saturating_add(c.timeout),
                         (types::Clockid::Monotonic, true) => c.timeout,

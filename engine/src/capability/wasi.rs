@@ -51,7 +51,11 @@ pub(crate) struct Built {
     pub(crate) log: Arc<LimitLog>,
 }
 
-fn configure(b: &mut WasiCtxBuilder, s: &WasiSetup<'_>, clock: &Arc<VirtualClock>) -> Result<(), Error> {
+fn configure(
+    b: &mut WasiCtxBuilder,
+    s: &WasiSetup<'_>,
+    clock: &Arc<VirtualClock>,
+) -> Result<(), Error> {
     b.args(s.argv)
         .stdin(MemoryInputPipe::new(s.stdin.clone()))
         .wall_clock(WallView(clock.clone()))
@@ -86,8 +90,16 @@ fn configure(b: &mut WasiCtxBuilder, s: &WasiSetup<'_>, clock: &Arc<VirtualClock
 pub(crate) fn build_p1(s: WasiSetup<'_>) -> Result<Built, Error> {
     let log = Arc::new(LimitLog::default());
     let clock = Arc::new(VirtualClock::new(s.policy.clock.epoch_secs));
-    let stdout = Capture::new(s.policy.limits.stdout.0, crate::LimitKind::Stdout, log.clone());
-    let stderr = Capture::new(s.policy.limits.stderr.0, crate::LimitKind::Stderr, log.clone());
+    let stdout = Capture::new(
+        s.policy.limits.stdout.0,
+        crate::LimitKind::Stdout,
+        log.clone(),
+    );
+    let stderr = Capture::new(
+        s.policy.limits.stderr.0,
+        crate::LimitKind::Stderr,
+        log.clone(),
+    );
     let mut b = WasiCtxBuilder::new();
     configure(&mut b, &s, &clock)?;
     b.stdout(stdout.clone()).stderr(stderr.clone());

@@ -90,7 +90,16 @@ pub fn compile(
     match lang {
         Language::Wasm => Ok(Compiled::Wasm(source.to_vec())),
         Language::Wat => Ok(wat_to_wasm(source, name)),
-        Language::Rust => cached(cache_dir, &[b"rust", RUST_FLAGS.join(" ").as_bytes(), rust_version()?.as_bytes(), source], || rust(source, temp_root)),
+        Language::Rust => cached(
+            cache_dir,
+            &[
+                b"rust",
+                RUST_FLAGS.join(" ").as_bytes(),
+                rust_version()?.as_bytes(),
+                source,
+            ],
+            || rust(source, temp_root),
+        ),
         other => Err(Error::invalid_input(format!(
             "{} sources are not supported yet",
             other.name()
@@ -167,13 +176,52 @@ fn wat_to_wasm(source: &[u8], name: &str) -> Compiled {
 /// The neutral file name compiler diagnostics show for the guest's source.
 pub const NEUTRAL_RUST_NAME: &str = "main.rs";
 
+/// Makes sure `rustup` has installed `target`, installing it once with a progress line.
+///
+/// # Errors
+///
+/// The target is missing and cannot be installed (no rustup, no network).
+pub fn ensure_rust_target(target: &str) -> Result<(), Error> {
+    static DONE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
+    if done.iter().any(|t| t == target) {
+        return Ok(());
+    }
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| Error::host(format!("cannot run rustc (is Rust installed?): {e}")))?;
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
+    let installed = Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(target)
+        .join("lib")
+        .is_dir();
+    if !installed {
+        eprintln!("corral: installing the Rust target {target} (one time, via rustup)…");
+        let status = Command::new("rustup")
+            .args(["target", "add", target])
+            .status()
+            .map_err(|e| Error::host(format!("the Rust target {target} is missing and rustup cannot be run: {e} (hint: `rustup target add {target}`)")))?;
+        if !status.success() {
+            return Err(Error::host(format!(
+                "the Rust target {target} is missing and `rustup target add {target}` failed"
+            )));
+        }
+    }
+    done.push(target.to_string());
+    Ok(())
+}
+
 fn rust(source: &[u8], temp_root: &Path) -> Result<Compiled, Error> {
+    ensure_rust_target("wasm32-wasip1")?;
     let work = tempfile::Builder::new()
         .prefix("corral-build-")
         .tempdir_in(temp_root)
         .map_err(|e| Error::host(format!("cannot create a build directory: {e}")))?;
     let src = work.path().join(NEUTRAL_RUST_NAME);
-    std::fs::write(&src, source).map_err(|e| Error::host(format!("cannot write the source: {e}")))?;
+    std::fs::write(&src, source)
+        .map_err(|e| Error::host(format!("cannot write the source: {e}")))?;
     let out = work.path().join("main.wasm");
     let output = Command::new("rustc")
         .current_dir(work.path())
@@ -181,13 +229,7 @@ fn rust(source: &[u8], temp_root: &Path) -> Result<Compiled, Error> {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", std::env::var_os("HOME").unwrap_or_default())
         .args(RUST_FLAGS)
-        .args([
-            "--crate-name",
-            "main",
-            "-o",
-            "main.wasm",
-            NEUTRAL_RUST_NAME,
-        ])
+        .args(["--crate-name", "main", "-o", "main.wasm", NEUTRAL_RUST_NAME])
         .output()
         .map_err(|e| Error::host(format!("cannot run rustc (is Rust installed?): {e}")))?;
     if !output.status.success() {
@@ -195,6 +237,7 @@ fn rust(source: &[u8], temp_root: &Path) -> Result<Compiled, Error> {
         let diag = diag.replace(&work.path().display().to_string(), ".");
         return Ok(Compiled::Error(crate::report::scrub_host_paths(&diag)));
     }
-    let bytes = std::fs::read(&out).map_err(|e| Error::host(format!("cannot read rustc output: {e}")))?;
+    let bytes =
+        std::fs::read(&out).map_err(|e| Error::host(format!("cannot read rustc output: {e}")))?;
     Ok(Compiled::Wasm(bytes))
 }

@@ -4,7 +4,10 @@
 pub const BUNDLED: &[(&str, &str)] = &[
     ("strict", include_str!("../../../policies/strict.toml")),
     ("standard", include_str!("../../../policies/standard.toml")),
-    ("permissive", include_str!("../../../policies/permissive.toml")),
+    (
+        "permissive",
+        include_str!("../../../policies/permissive.toml"),
+    ),
 ];
 
 /// The names of the bundled policies, in order of increasing authority.

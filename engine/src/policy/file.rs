@@ -8,7 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    Bytes, ClockPolicy, Count, Fuel, FsPolicy, GuestPath, Limits, MAX_POLICY_BYTES, OnDenial,
+    Bytes, ClockPolicy, Count, FsPolicy, Fuel, GuestPath, Limits, MAX_POLICY_BYTES, OnDenial,
     POLICY_VERSION, Policy, PolicyError, bundled, check_env_size, check_env_var,
 };
 
@@ -129,7 +129,12 @@ impl Ctx<'_> {
         (line, col)
     }
 
-    fn err(&self, span: Option<&Range<usize>>, message: String, hint: Option<String>) -> PolicyError {
+    fn err(
+        &self,
+        span: Option<&Range<usize>>,
+        message: String,
+        hint: Option<String>,
+    ) -> PolicyError {
         PolicyError {
             file: self.file.to_string(),
             position: span.map(|s| self.position(s)),
@@ -145,7 +150,10 @@ impl Ctx<'_> {
             let hint = if v < r.min && key == "wall_time_ms" {
                 "a run needs a wall-clock budget of at least 1 ms; use `limits.fuel` to bound CPU deterministically".to_string()
             } else {
-                format!("`{section}.{key}` takes a value from {} to {}", r.min, r.max)
+                format!(
+                    "`{section}.{key}` takes a value from {} to {}",
+                    r.min, r.max
+                )
             };
             return Err(self.err(
                 Some(&value.span()),
@@ -185,7 +193,9 @@ pub(super) fn load(file: &str, text: &str, name: &str) -> Result<Policy, PolicyE
                 "policy version {} is not supported by this corral",
                 v.get_ref()
             ),
-            Some(format!("this corral understands `version = {POLICY_VERSION}`")),
+            Some(format!(
+                "this corral understands `version = {POLICY_VERSION}`"
+            )),
         ));
     }
 
@@ -278,8 +288,14 @@ pub(super) fn load(file: &str, text: &str, name: &str) -> Result<Policy, PolicyE
             other => {
                 return Err(cx.err(
                     Some(&d.span()),
-                    format!("`gate.on_denial` = `{}` is not a known mode", other.escape_debug()),
-                    Some("use `errno` (the guest gets the error) or `end_run` (verdict `denied`)".into()),
+                    format!(
+                        "`gate.on_denial` = `{}` is not a known mode",
+                        other.escape_debug()
+                    ),
+                    Some(
+                        "use `errno` (the guest gets the error) or `end_run` (verdict `denied`)"
+                            .into(),
+                    ),
                 ));
             }
         };

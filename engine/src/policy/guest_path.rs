@@ -99,7 +99,9 @@ impl GuestPath {
 }
 
 fn is_under(child: &str, parent: &str) -> bool {
-    child.len() > parent.len() && child.starts_with(parent) && child.as_bytes()[parent.len()] == b'/'
+    child.len() > parent.len()
+        && child.starts_with(parent)
+        && child.as_bytes()[parent.len()] == b'/'
 }
 
 impl fmt::Display for GuestPath {

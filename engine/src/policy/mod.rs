@@ -75,11 +75,11 @@ impl fmt::Display for Bytes {
         const MIB: u64 = 1024 * KIB;
         const GIB: u64 = 1024 * MIB;
         let b = self.0;
-        if b >= GIB && b % GIB == 0 {
+        if b >= GIB && b.is_multiple_of(GIB) {
             write!(f, "{} GiB", b / GIB)
-        } else if b >= MIB && b % MIB == 0 {
+        } else if b >= MIB && b.is_multiple_of(MIB) {
             write!(f, "{} MiB", b / MIB)
-        } else if b >= KIB && b % KIB == 0 {
+        } else if b >= KIB && b.is_multiple_of(KIB) {
             write!(f, "{} KiB", b / KIB)
         } else {
             write!(f, "{b} bytes")
@@ -348,7 +348,11 @@ impl Policy {
                 l.module_bytes.0.into(),
                 m.module_bytes.0.into(),
             ),
-            ("limits.functions", l.functions.0.into(), m.functions.0.into()),
+            (
+                "limits.functions",
+                l.functions.0.into(),
+                m.functions.0.into(),
+            ),
         ];
         for (key, v, max_v) in checks {
             if v > max_v {

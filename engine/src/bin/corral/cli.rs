@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use engine::compile::Language;
-use engine::{DirGrant, Engine, EngineConfig, Policy, RunReport, Verdict};
 use engine::request::RunRequest;
+use engine::{DirGrant, Engine, EngineConfig, Policy, RunReport, Verdict};
 
 use crate::output;
 
@@ -108,17 +108,27 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn engine() -> Result<Engine, RunReport> {
+fn engine() -> Result<Engine, Box<RunReport>> {
     let mut config = EngineConfig::default();
     if let Some(t) = std::env::var_os("CORRAL_TMPDIR") {
         config.temp_root = PathBuf::from(t);
     }
-    Engine::new(config).map_err(|e| RunReport::without_run(Verdict::HostError(e.to_string()), e.to_string()))
+    Engine::new(config).map_err(|e| {
+        Box::new(RunReport::without_run(
+            Verdict::HostError(e.to_string()),
+            e.to_string(),
+        ))
+    })
 }
 
 /// Builds the request from the command line; an `invalid_input` report on failure.
-fn request(file: &Path, shared: &Shared, args: Vec<String>) -> Result<RunRequest, RunReport> {
-    let invalid = |msg: String| RunReport::without_run(Verdict::InvalidInput(msg.clone()), msg);
+fn request(file: &Path, shared: &Shared, args: Vec<String>) -> Result<RunRequest, Box<RunReport>> {
+    let invalid = |msg: String| {
+        Box::new(RunReport::without_run(
+            Verdict::InvalidInput(msg.clone()),
+            msg,
+        ))
+    };
     let policy = Policy::resolve(&shared.policy).map_err(|e| invalid(e.to_string()))?;
     let shown = file.display().to_string();
     let language = Language::from_path(file).ok_or_else(|| {
@@ -143,7 +153,8 @@ fn request(file: &Path, shared: &Shared, args: Vec<String>) -> Result<RunRequest
     }
     req.env = env;
     for d in &shared.dirs {
-        req.dirs.push(DirGrant::parse(d).map_err(|e| invalid(e.to_string()))?);
+        req.dirs
+            .push(DirGrant::parse(d).map_err(|e| invalid(e.to_string()))?);
     }
     if let Some(path) = &shared.stdin {
         req.stdin = if path.as_os_str() == "-" {
