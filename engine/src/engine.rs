@@ -15,9 +15,16 @@ use crate::report::ModuleHash;
 use crate::sandbox::SandboxBuilder;
 
 /// Maximum wasm stack (bytes). Fixed: stack-overflow depth is part of the determinism profile.
-pub const MAX_WASM_STACK: usize = 1 << 20;
+/// 16 MiB: interpreters (CPython, QuickJS) recurse through C and need it to report
+/// `RecursionError`/`RangeError` instead of overflowing the wasm stack.
+pub const MAX_WASM_STACK: usize = 16 << 20;
 /// Fiber stack for async execution (must exceed [`MAX_WASM_STACK`]; the rest is for host calls).
-pub const ASYNC_STACK: usize = 2 << 20;
+pub const ASYNC_STACK: usize = MAX_WASM_STACK + (1 << 20);
+/// The wasmtime version corral is pinned to.
+pub const WASMTIME_VERSION: &str = "48.0.8";
+/// Version of the gate's guest-visible behaviour (bumped whenever a virtualised value could
+/// change); part of the engine identity in run records.
+pub const GATE_VERSION: &str = "gate-1";
 /// How often the epoch ticker runs (the wall-clock check and the async time slice).
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
@@ -161,6 +168,34 @@ impl Engine {
                 ticker: OnceLock::new(),
             }),
         })
+    }
+
+    /// The identity recorded in run records: versions, and a digest of every setting that
+    /// can change what a guest observes (wasm features, stack size, fuel and clock constants,
+    /// gate version). CPU codegen flags are recorded apart (`host_isa`): they do not change
+    /// semantics, so records replay across machines.
+    pub fn identity(&self) -> crate::record::format::EngineId {
+        use std::hash::{Hash, Hasher};
+        let desc = format!(
+            "features={:x};nan_canon=1;relaxed_simd=off;fuel=1;stack={MAX_WASM_STACK};async_stack={ASYNC_STACK};\
+             ns_per_fuel={};mono_start={};resolution={};max_random={};gate={GATE_VERSION};dir_size=4096;dir_nlink=2",
+            wasm_features().bits(),
+            crate::capability::clock::NS_PER_FUEL,
+            crate::capability::clock::MONO_START_NS,
+            crate::capability::clock::RESOLUTION_NS,
+            crate::capability::wasi::MAX_RANDOM_BYTES,
+        );
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.inner
+            .wasmtime
+            .precompile_compatibility_hash()
+            .hash(&mut h);
+        crate::record::format::EngineId {
+            corral: env!("CARGO_PKG_VERSION").to_string(),
+            wasmtime: WASMTIME_VERSION.to_string(),
+            config: crate::record::format::hash_of(desc.as_bytes()),
+            host_isa: format!("{:016x}", h.finish()),
+        }
     }
 
     /// The engine's settings.

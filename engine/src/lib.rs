@@ -50,6 +50,8 @@ pub mod compile;
 mod engine;
 mod error;
 pub mod policy;
+pub mod record;
+pub mod replay;
 mod report;
 pub mod request;
 mod sandbox;

@@ -82,6 +82,38 @@ fn early(verdict: Verdict, message: String) -> Outcome {
 }
 
 impl Engine {
+    /// Writes the run record of `outcome` into `store` (when the guest ran) and sets the
+    /// report's `record` to its path.
+    ///
+    /// # Errors
+    ///
+    /// The store cannot be written. (The request must have had `keep_inputs` set for input
+    /// directories to be recorded.)
+    pub fn record(
+        &self,
+        req: &RunRequest,
+        outcome: &mut Outcome,
+        store: &crate::record::Store,
+    ) -> Result<Option<std::path::PathBuf>, Error> {
+        let (Some(module), Some((trail, inputs))) = (&outcome.module, &outcome.run) else {
+            return Ok(None);
+        };
+        let path = crate::record::write(
+            store,
+            crate::record::RecordParts {
+                module: module.bytes(),
+                language: req.language,
+                policy: &req.policy,
+                inputs,
+                report: &outcome.report,
+                trail,
+                engine: self.identity(),
+            },
+        )?;
+        outcome.report.record = Some(path.display().to_string());
+        Ok(Some(path))
+    }
+
     /// Compiles and admits `req` without running it (`corral check`).
     ///
     /// # Errors

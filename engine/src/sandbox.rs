@@ -369,7 +369,6 @@ impl Sandbox {
     }
 
     /// Replays with inputs rebuilt from a record.
-    #[expect(dead_code, reason = "replay runs with rebuilt inputs (issue 4)")]
     pub(crate) async fn run_rebuilt(
         self,
         rebuilt: Vec<(String, tempfile::TempDir)>,

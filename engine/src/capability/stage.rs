@@ -195,7 +195,6 @@ fn copy_file(
 /// # Errors
 ///
 /// A path with an empty, `.` or `..` component, or a backslash; or an I/O failure.
-#[expect(dead_code, reason = "replay rebuilds inputs with it (issue 4)")]
 pub(crate) fn rebuild_dir(
     temp_root: &Path,
     dirs: &[String],

@@ -39,6 +39,46 @@ enum Command {
     Run(RunArgs),
     /// Static admission only: compile if needed and check the module, without running it.
     Check(CheckArgs),
+    /// Re-execute a recorded run (a record path or a bundle) and verify it bit-for-bit.
+    /// Exit status: 0 identical, 1 diverged, 2 the record is invalid, altered or refused
+    /// (nothing runs then), 70 host error.
+    Replay(ReplayArgs),
+    /// Write one self-contained file holding a record and every blob it needs, to replay on
+    /// another machine.
+    Bundle(BundleArgs),
+}
+
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    /// A record (`.json`, as printed in a report's `record`) or a bundle file.
+    record: PathBuf,
+    /// Print the replayed report as one JSON object, plus `identical`, `divergence`, `notes`.
+    #[arg(long)]
+    json: bool,
+    /// Replay a record made by another corral version or configuration anyway, and say what
+    /// may differ.
+    #[arg(long)]
+    best_effort: bool,
+    /// Look for blobs in this store first (default: the store the record sits in, then
+    /// $CORRAL_HOME/store or ~/.local/share/corral/store).
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// The most a record's policy may grant (a bundled policy or a TOML file). Default:
+    /// permissive.
+    #[arg(long, value_name = "NAME|PATH", default_value = "permissive")]
+    ceiling: String,
+}
+
+#[derive(Args, Debug)]
+struct BundleArgs {
+    /// The record to bundle.
+    record: PathBuf,
+    /// The bundle file to write.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// The store holding the record's blobs (default: the one the record sits in).
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
 }
 
 /// Options shared by `run`, `check` and `eval`.
@@ -74,6 +114,10 @@ struct RunArgs {
     /// Do not write a run record.
     #[arg(long)]
     no_record: bool,
+    /// Write the run record into this store directory (default: $CORRAL_HOME/store, else
+    /// $XDG_DATA_HOME/corral/store, else ~/.local/share/corral/store).
+    #[arg(long, value_name = "DIR")]
+    record_dir: Option<PathBuf>,
     /// Print every host call the guest made (the gate's audit trail) to stderr.
     #[arg(long)]
     trace: bool,
@@ -105,6 +149,8 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(a) => rt.block_on(run(a)),
         Command::Check(a) => check(a),
+        Command::Replay(a) => rt.block_on(replay(a)),
+        Command::Bundle(a) => bundle(a),
     }
 }
 
@@ -189,22 +235,39 @@ fn status(v: &Verdict) -> u8 {
 
 async fn run(a: RunArgs) -> ExitCode {
     let json = a.shared.json;
-    let req = match request(&a.file, &a.shared, a.args) {
+    let mut req = match request(&a.file, &a.shared, a.args) {
         Ok(r) => r,
         Err(report) => return finish(&report, json, false, EXIT_INVALID),
     };
+    req.keep_inputs = !a.no_record;
     let engine = match engine() {
         Ok(e) => e,
         Err(report) => return finish(&report, json, false, EXIT_HOST),
     };
-    let outcome = match engine.run_request(&req).await {
+    let mut outcome = match engine.run_request(&req).await {
         Ok(o) => o,
         Err(e) => {
             let report = RunReport::without_run(Verdict::HostError(e.to_string()), e.to_string());
             return finish(&report, json, false, EXIT_HOST);
         }
     };
-    let _ = a.no_record;
+    if !a.no_record {
+        let dir = a
+            .record_dir
+            .clone()
+            .or_else(engine::record::Store::default_location);
+        match dir {
+            Some(dir) => {
+                if let Err(e) = engine.record(&req, &mut outcome, &engine::record::Store::new(dir))
+                {
+                    eprintln!("corral: warning: the run record could not be written: {e}");
+                }
+            }
+            None => eprintln!(
+                "corral: warning: no place for run records (set CORRAL_HOME or use --record-dir)"
+            ),
+        }
+    }
     if a.trace
         && let Some((trail, _)) = &outcome.run
     {
@@ -229,6 +292,77 @@ fn check(a: CheckArgs) -> ExitCode {
         Err(e) => {
             let report = RunReport::without_run(Verdict::HostError(e.to_string()), e.to_string());
             finish(&report, json, false, EXIT_HOST)
+        }
+    }
+}
+
+async fn replay(a: ReplayArgs) -> ExitCode {
+    let engine = match engine() {
+        Ok(e) => e,
+        Err(report) => return finish(&report, a.json, false, EXIT_HOST),
+    };
+    let ceiling = match Policy::resolve(&a.ceiling) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("corral: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let opts = engine::replay::ReplayOptions {
+        best_effort: a.best_effort,
+        ceiling,
+        store: a.store.map(engine::record::Store::new),
+    };
+    match engine::replay::replay(&engine, &a.record, &opts).await {
+        Ok(r) => {
+            if a.json {
+                output::print_json(&output::replay_json(&r));
+            } else {
+                output::pass_through(&r.report);
+                eprint!("{}", output::summary(&r.report, true));
+                eprint!("{}", output::replay_text(&r));
+            }
+            ExitCode::from(if r.identical { 0 } else { 1 })
+        }
+        Err(e) => {
+            let (status, verdict) = match &e {
+                engine::replay::ReplayError::Refused(m) => {
+                    (EXIT_INVALID, Verdict::InvalidInput(m.clone()))
+                }
+                engine::replay::ReplayError::Host(m) => (EXIT_HOST, Verdict::HostError(m.clone())),
+                _ => (EXIT_HOST, Verdict::HostError(e.to_string())),
+            };
+            let report = RunReport::without_run(verdict, e.to_string());
+            if a.json {
+                let mut v = report.to_json();
+                v["identical"] = serde_json::json!(false);
+                v["divergence"] = serde_json::Value::Null;
+                output::print_json(&v);
+            } else {
+                eprintln!("corral: replay refused: {e}");
+            }
+            ExitCode::from(status)
+        }
+    }
+}
+
+fn bundle(a: BundleArgs) -> ExitCode {
+    match engine::replay::bundle(
+        &a.record,
+        &a.output,
+        a.store.map(engine::record::Store::new),
+    ) {
+        Ok(p) => {
+            eprintln!("corral: wrote {}", p.display());
+            ExitCode::SUCCESS
+        }
+        Err(engine::replay::ReplayError::Host(m)) => {
+            eprintln!("corral: {m}");
+            ExitCode::from(EXIT_HOST)
+        }
+        Err(e) => {
+            eprintln!("corral: {e}");
+            ExitCode::from(EXIT_INVALID)
         }
     }
 }

@@ -112,3 +112,94 @@ pub fn print_json(value: &serde_json::Value) {
     let _ = out.write_all(b"\n");
     let _ = out.flush();
 }
+
+fn call_json(c: &engine::replay::CallView) -> serde_json::Value {
+    serde_json::json!({
+        "function": c.func,
+        "fuel": c.fuel,
+        "args": c.args,
+        "errno": c.errno,
+        "result": c.result,
+    })
+}
+
+/// The divergence as JSON (`null` when identical).
+pub fn divergence_json(d: Option<&engine::replay::Divergence>) -> serde_json::Value {
+    use engine::replay::Divergence as D;
+    match d {
+        None => serde_json::Value::Null,
+        Some(D::HostCall {
+            index,
+            expected,
+            actual,
+        }) => serde_json::json!({
+            "kind": "host_call",
+            "index": index,
+            "function": expected.as_ref().or(actual.as_ref()).map(|c| c.func.clone()),
+            "expected": expected.as_ref().map(call_json),
+            "actual": actual.as_ref().map(call_json),
+        }),
+        Some(D::CallWindow {
+            from_call,
+            to_call,
+            from_fuel,
+        }) => serde_json::json!({
+            "kind": "call_window",
+            "from_call": from_call,
+            "to_call": to_call,
+            "from_fuel": from_fuel,
+        }),
+        Some(D::FuelWindow {
+            from_fuel,
+            to_fuel,
+            fields,
+        }) => serde_json::json!({
+            "kind": "fuel_window",
+            "from_fuel": from_fuel,
+            "to_fuel": to_fuel,
+            "fields": fields,
+        }),
+        Some(_) => serde_json::json!({ "kind": "other" }),
+    }
+}
+
+/// The replay report: the replayed run's report plus `identical`, `divergence`, `notes`.
+pub fn replay_json(r: &engine::replay::ReplayReport) -> serde_json::Value {
+    let mut v = r.report.to_json();
+    v["identical"] = serde_json::json!(r.identical);
+    v["divergence"] = divergence_json(r.divergence.as_ref());
+    v["notes"] = serde_json::json!(r.notes);
+    v["recorded_verdict"] = serde_json::json!(r.record.outcome.verdict);
+    v
+}
+
+/// Human text for a replay.
+pub fn replay_text(r: &engine::replay::ReplayReport) -> String {
+    use engine::replay::Divergence as D;
+    let mut s = String::new();
+    for n in &r.notes {
+        s.push_str(&format!("note      {n}\n"));
+    }
+    match &r.divergence {
+        None if r.identical => s.push_str("replay    identical: every host call, the fuel count and the outputs match the record\n"),
+        None => s.push_str("replay    not verified\n"),
+        Some(D::HostCall { index, expected, actual }) => {
+            s.push_str(&format!("replay    DIVERGED at host call #{index}\n"));
+            let show = |c: &Option<engine::replay::CallView>| match c {
+                Some(c) => format!("{} at fuel {} args {} → errno {} result {}", c.func, c.fuel, c.args, c.errno, c.result),
+                None => "(no such call)".to_string(),
+            };
+            s.push_str(&format!("  recorded  {}\n", show(expected)));
+            s.push_str(&format!("  replayed  {}\n", show(actual)));
+        }
+        Some(D::CallWindow { from_call, to_call, from_fuel }) => s.push_str(&format!(
+            "replay    DIVERGED between host calls #{from_call} and #{to_call} (after fuel {from_fuel})\n"
+        )),
+        Some(D::FuelWindow { from_fuel, to_fuel, fields }) => s.push_str(&format!(
+            "replay    DIVERGED after the last host call, in the fuel window ({from_fuel}, {to_fuel}]: {} differ\n",
+            fields.join(", ")
+        )),
+        Some(_) => s.push_str("replay    DIVERGED\n"),
+    }
+    s
+}
