@@ -36,6 +36,10 @@ pub struct EngineConfig {
     pub temp_root: PathBuf,
     /// Where compiled wasm (from sources) is cached. By default none (no caching).
     pub cache_dir: Option<PathBuf>,
+    /// Test-only weakening: stat results carry the host's raw timestamps and inode hashes.
+    #[cfg(feature = "weaken-for-tests")]
+    #[doc(hidden)]
+    pub leak_host_metadata: bool,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +47,8 @@ impl Default for EngineConfig {
         EngineConfig {
             temp_root: std::env::temp_dir(),
             cache_dir: None,
+            #[cfg(feature = "weaken-for-tests")]
+            leak_host_metadata: false,
         }
     }
 }

@@ -407,6 +407,11 @@ pub async fn replay(
         notes.push("the record was made on a CPU with other codegen flags; semantics are the same, the depth at which the wasm stack overflows may differ".into());
     }
 
+    // Every blob the record names must be present and intact before anything runs.
+    for b in record.blobs() {
+        src.blob(b)?;
+    }
+
     // The policy, re-validated from text and held under the local ceiling.
     let policy_text = String::from_utf8(src.blob(&record.policy.toml)?)
         .map_err(|_| refuse("the record's policy is not UTF-8"))?;

@@ -418,6 +418,10 @@ impl Sandbox {
             stdin: self.stdin.clone(),
             preopens: &preopens,
             seed: self.seed,
+            #[cfg(feature = "weaken-for-tests")]
+            leak_host_metadata: self.engine.config().leak_host_metadata,
+            #[cfg(not(feature = "weaken-for-tests"))]
+            leak_host_metadata: false,
         })?;
         let log = built.log.clone();
         let limits = &self.policy.limits;

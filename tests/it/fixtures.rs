@@ -16,6 +16,9 @@ use serde::Deserialize;
 use crate::seccomp::NO_OPENAT2_ENV;
 use crate::support::{self, Node};
 
+/// Record sizes of the fixture runs (for the size report).
+pub static RECORD_SIZES: std::sync::Mutex<Vec<(String, u64)>> = std::sync::Mutex::new(Vec::new());
+
 const SOURCE_EXTS: [&str; 8] = ["wat", "rs", "c", "cpp", "cc", "py", "js", "wasm"];
 
 /// One directory grant in an expectation.
@@ -421,6 +424,7 @@ fn engine_for(root: &Path) -> Result<Engine, Failed> {
     let config = EngineConfig {
         temp_root: root.join("tmp"),
         cache_dir: Some(support::cache_dir()),
+        ..EngineConfig::default()
     };
     Engine::new(config).map_err(|e| Failed::from(e.to_string()))
 }

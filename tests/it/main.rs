@@ -15,6 +15,7 @@
 mod cli;
 mod fixtures;
 mod policies;
+mod replay;
 mod seccomp;
 mod support;
 
@@ -35,5 +36,6 @@ fn main() -> ExitCode {
     trials.extend(fixtures::trials());
     trials.extend(policies::trials());
     trials.extend(cli::trials());
+    trials.extend(replay::trials());
     libtest_mimic::run(&args, trials).exit_code()
 }

@@ -128,6 +128,8 @@ pub(crate) struct GateCore {
     pub(crate) meta: MetaView,
     pub(crate) listings: HashMap<u32, Vec<DirEntry>>,
     pub(crate) stdin_remaining: u64,
+    /// Test-only weakening (see `EngineConfig::leak_host_metadata`).
+    pub(crate) leak_host_metadata: bool,
 }
 
 impl GateCore {

@@ -163,6 +163,9 @@ impl Gate {
     /// Virtualises a stat result: synthetic inode, fixed or guest-set times, normalised
     /// directory size and link count.
     fn virt_stat(&mut self, mut s: types::Filestat) -> types::Filestat {
+        if self.core.leak_host_metadata {
+            return s;
+        }
         let ino = self.core.meta.inode(s.ino);
         let epoch = self.core.clock.epoch_ns();
         let (atim, mtim) = self.core.meta.times(ino, epoch);

@@ -40,6 +40,7 @@ pub(crate) struct WasiSetup<'a> {
     pub(crate) stdin: Vec<u8>,
     pub(crate) preopens: &'a [Preopen],
     pub(crate) seed: u64,
+    pub(crate) leak_host_metadata: bool,
 }
 
 /// The pieces of a run the sandbox needs back after building the context.
@@ -144,6 +145,7 @@ pub(crate) fn build_p1(s: WasiSetup<'_>) -> Result<Built, Error> {
         meta: MetaView::default(),
         listings: HashMap::new(),
         stdin_remaining: s.stdin.len() as u64,
+        leak_host_metadata: s.leak_host_metadata,
     };
     Ok(Built {
         gate: Gate { wasi, core },
