@@ -16,9 +16,6 @@ use serde::Deserialize;
 use crate::seccomp::NO_OPENAT2_ENV;
 use crate::support::{self, Node};
 
-/// Record sizes of the fixture runs (for the size report).
-pub static RECORD_SIZES: std::sync::Mutex<Vec<(String, u64)>> = std::sync::Mutex::new(Vec::new());
-
 const SOURCE_EXTS: [&str; 8] = ["wat", "rs", "c", "cpp", "cc", "py", "js", "wasm"];
 
 /// One directory grant in an expectation.
