@@ -12,7 +12,7 @@ use crate::capability::imports;
 use crate::policy::Policy;
 
 /// What kind of binary the bytes are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BinaryKind {
     /// A core WebAssembly module (WASI preview 1).
     CoreModule,
@@ -21,7 +21,7 @@ pub enum BinaryKind {
 }
 
 /// Facts about an admitted binary.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModuleInfo {
     /// Core module or component.
     pub kind: BinaryKind,
@@ -236,6 +236,96 @@ pub fn admit_core(
         memory_min_bytes,
         imports: imports_seen,
     })
+}
+
+/// Admits a component: header, size cap, validation with the engine's features (the
+/// component model on top of the core feature set), and the function-count cap summed over
+/// its core modules. Imports and exports are checked when it is linked (only the WASI 0.2
+/// command world is provided; the component must export `wasi:cli/run`).
+///
+/// # Errors
+///
+/// The first reason the component cannot run, as a [`Rejection`].
+pub fn admit_component(
+    bytes: &[u8],
+    policy: &Policy,
+    features: WasmFeatures,
+) -> Result<ModuleInfo, Rejection> {
+    let limits = &policy.limits;
+    if bytes.len() as u64 > limits.module_bytes.0 {
+        return Err(Rejection(format!(
+            "the component is {} bytes, more than the policy's `module_bytes` limit of {}",
+            bytes.len(),
+            limits.module_bytes
+        )));
+    }
+    let features = features | WasmFeatures::COMPONENT_MODEL;
+    Validator::new_with_features(features)
+        .validate_all(bytes)
+        .map_err(|e| Rejection(format!("invalid component: {e}")))?;
+    let mut functions = 0u64;
+    let mut memory_min_pages = 0u64;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| Rejection(format!("invalid component: {e}")))? {
+            Payload::FunctionSection(r) => functions += u64::from(r.count()),
+            Payload::MemorySection(r) => {
+                for m in r {
+                    let m = m.map_err(|e| Rejection(format!("invalid component: {e}")))?;
+                    memory_min_pages = memory_min_pages.saturating_add(m.initial);
+                }
+            }
+            _ => {}
+        }
+    }
+    if functions > limits.functions.0 {
+        return Err(Rejection(format!(
+            "the component has {functions} functions, more than the policy's `functions` limit of {}",
+            limits.functions
+        )));
+    }
+    let memory_min_bytes = memory_min_pages.saturating_mul(PAGE);
+    if memory_min_bytes > limits.memory.0 {
+        return Err(Rejection(format!(
+            "the component declares {memory_min_bytes} bytes of initial memory, more than the policy's `memory_bytes` limit of {}",
+            limits.memory
+        )));
+    }
+    Ok(ModuleInfo {
+        kind: BinaryKind::Component,
+        size: bytes.len() as u64,
+        functions,
+        memory_min_bytes,
+        imports: Vec::new(),
+    })
+}
+
+/// Re-checks the policy-dependent caps (size, functions, declared memory) of an already
+/// validated module against `policy`.
+///
+/// # Errors
+///
+/// The first cap exceeded.
+pub fn check_caps(info: &ModuleInfo, policy: &Policy) -> Result<(), Rejection> {
+    let l = &policy.limits;
+    if info.size > l.module_bytes.0 {
+        return Err(Rejection(format!(
+            "the module is {} bytes, more than the policy's `module_bytes` limit of {}",
+            info.size, l.module_bytes
+        )));
+    }
+    if info.functions > l.functions.0 {
+        return Err(Rejection(format!(
+            "the module has {} functions, more than the policy's `functions` limit of {}",
+            info.functions, l.functions
+        )));
+    }
+    if info.memory_min_bytes > l.memory.0 {
+        return Err(Rejection(format!(
+            "the module declares {} bytes of initial memory, more than the policy's `memory_bytes` limit of {}",
+            info.memory_min_bytes, l.memory
+        )));
+    }
+    Ok(())
 }
 
 fn forbidden_import_message(module: &str, shown: &str) -> String {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use wasmtime::{Config, InstancePre, Linker, Module, Strategy, WasmFeatures};
 
 use crate::admit::{self, ModuleInfo, Rejection};
+use crate::capability::p2::CompState;
 use crate::capability::{self, RunState};
 use crate::error::Error;
 use crate::policy::Policy;
@@ -34,7 +35,8 @@ pub struct EngineConfig {
     /// Where per-run temporary directories (scratch, staged inputs) are created.
     /// By default the system temp dir.
     pub temp_root: PathBuf,
-    /// Where compiled wasm (from sources) is cached. By default none (no caching).
+    /// Where compiled wasm (from sources), built runners and precompiled artifacts are
+    /// cached. By default none (nothing is cached on disk).
     pub cache_dir: Option<PathBuf>,
     /// Test-only weakening: stat results carry the host's raw timestamps and inode hashes.
     #[cfg(feature = "weaken-for-tests")]
@@ -88,16 +90,22 @@ fn wasmtime_config() -> Config {
 }
 
 struct Inner {
+    artifacts: Option<crate::artifact::ArtifactCache>,
     wasmtime: wasmtime::Engine,
     linker: Linker<RunState>,
-    modules: Mutex<HashMap<ModuleHash, Arc<Compiled>>>,
+    component_linker: wasmtime::component::Linker<CompState>,
+    modules: Mutex<HashMap<ModuleHash, (ModuleInfo, Arc<Compiled>)>>,
     config: EngineConfig,
     ticker: OnceLock<()>,
 }
 
-struct Compiled {
-    pre: InstancePre<RunState>,
+pub(crate) enum Compiled {
+    Core(InstancePre<RunState>),
+    Component(wasmtime_wasi::p2::bindings::CommandPre<CompState>),
 }
+
+/// Most core instances (and memories, tables) a component may create.
+pub const MAX_COMPONENT_INSTANCES: usize = 64;
 
 /// The shared engine: create once per process, admit modules once, run them many times.
 /// Cheap to clone (an `Arc`).
@@ -119,8 +127,15 @@ impl std::fmt::Debug for Engine {
 pub struct GuestModule {
     hash: ModuleHash,
     info: ModuleInfo,
-    bytes: Arc<[u8]>,
+    source: ModuleSource,
     compiled: Arc<Compiled>,
+}
+
+/// Where a module's bytes are (runners stay on disk; they are only read to store them).
+#[derive(Debug, Clone)]
+pub(crate) enum ModuleSource {
+    Bytes(Arc<[u8]>),
+    File(PathBuf),
 }
 
 impl std::fmt::Debug for GuestModule {
@@ -143,13 +158,40 @@ impl GuestModule {
         &self.info
     }
 
-    /// The wasm bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+    /// The wasm bytes (read from disk for modules admitted from a file).
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read or no longer matches the module's hash.
+    pub fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, Error> {
+        match &self.source {
+            ModuleSource::Bytes(b) => Ok(std::borrow::Cow::Borrowed(b)),
+            ModuleSource::File(p) => {
+                let bytes = std::fs::read(p)
+                    .map_err(|e| Error::host(format!("cannot read the module: {e}")))?;
+                if ModuleHash::of(&bytes) != self.hash {
+                    return Err(Error::host("the module file changed while in use"));
+                }
+                Ok(std::borrow::Cow::Owned(bytes))
+            }
+        }
     }
 
-    pub(crate) fn instance_pre(&self) -> &InstancePre<RunState> {
-        &self.compiled.pre
+    /// Stores the module's bytes as a blob in `store` (without reading them if present).
+    ///
+    /// # Errors
+    ///
+    /// The store cannot be written or the module cannot be read.
+    pub fn store_blob(&self, store: &crate::record::Store) -> Result<String, Error> {
+        let name = self.hash.to_string();
+        if store.has_blob(&name) {
+            return Ok(name);
+        }
+        store.put_blob(&self.bytes()?)
+    }
+
+    pub(crate) fn compiled(&self) -> &Compiled {
+        &self.compiled
     }
 }
 
@@ -165,10 +207,23 @@ impl Engine {
         let mut linker = Linker::new(&wasmtime);
         capability::add_to_linker(&mut linker)
             .map_err(|e| Error::host(format!("cannot build the linker: {e}")))?;
+        let mut component_linker = wasmtime::component::Linker::new(&wasmtime);
+        capability::p2::add_to_linker(&mut component_linker)
+            .map_err(|e| Error::host(format!("cannot build the component linker: {e}")))?;
+        let artifacts = config.cache_dir.as_ref().map(|d| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            wasmtime.precompile_compatibility_hash().hash(&mut h);
+            env!("CARGO_PKG_VERSION").hash(&mut h);
+            GATE_VERSION.hash(&mut h);
+            crate::artifact::ArtifactCache::new(d.join("artifacts"), format!("{:016x}", h.finish()))
+        });
         Ok(Engine {
             inner: Arc::new(Inner {
+                artifacts,
                 wasmtime,
                 linker,
+                component_linker,
                 modules: Mutex::new(HashMap::new()),
                 config,
                 ticker: OnceLock::new(),
@@ -238,38 +293,197 @@ impl Engine {
     /// A [`Rejection`] naming the first problem: malformed bytes, a forbidden import or
     /// feature, a cap exceeded, a missing entry point, a link failure.
     pub fn admit(&self, bytes: &[u8], policy: &Policy) -> Result<GuestModule, Rejection> {
-        let info = admit::admit_core(bytes, policy, wasm_features())?;
         let hash = ModuleHash::of(bytes);
-        let cached = self
+        let source = ModuleSource::Bytes(Arc::from(bytes));
+        if let Some(m) = self.cached(hash, policy, &source)? {
+            return Ok(m);
+        }
+        let info = match admit::sniff(bytes)? {
+            admit::BinaryKind::CoreModule => admit::admit_core(bytes, policy, wasm_features())?,
+            admit::BinaryKind::Component => admit::admit_component(bytes, policy, wasm_features())?,
+        };
+        let compiled = Arc::new(self.compile(bytes, info.kind)?);
+        if let Some(a) = &self.inner.artifacts
+            && let Ok(serialized) = self.serialize(&compiled)
+        {
+            a.store(&hash, &info, &serialized);
+        }
+        Ok(self.remember(hash, info, compiled, source))
+    }
+
+    /// Admits the module in the file at `path`, whose blake3 is `hash` (as recorded when the
+    /// file was made), under `policy`. With a precompiled artifact in the cache, the file is
+    /// not even read.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::admit`]; also when the file cannot be read or does not match `hash`.
+    pub fn admit_file(
+        &self,
+        path: &std::path::Path,
+        hash: ModuleHash,
+        policy: &Policy,
+    ) -> Result<GuestModule, Rejection> {
+        let source = ModuleSource::File(path.to_path_buf());
+        if let Some(m) = self.cached(hash, policy, &source)? {
+            return Ok(m);
+        }
+        let bytes =
+            std::fs::read(path).map_err(|e| Rejection(format!("cannot read the module: {e}")))?;
+        if ModuleHash::of(&bytes) != hash {
+            return Err(Rejection(
+                "the module file does not match its recorded hash".into(),
+            ));
+        }
+        let mut m = self.admit(&bytes, policy)?;
+        m.source = source;
+        Ok(m)
+    }
+
+    /// The module from the memory cache or the disk artifact cache, caps re-checked.
+    fn cached(
+        &self,
+        hash: ModuleHash,
+        policy: &Policy,
+        source: &ModuleSource,
+    ) -> Result<Option<GuestModule>, Rejection> {
+        let hit = self
             .inner
             .modules
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&hash)
             .cloned();
-        let compiled = match cached {
-            Some(c) => c,
-            None => {
+        if let Some((info, compiled)) = hit {
+            admit::check_caps(&info, policy)?;
+            return Ok(Some(GuestModule {
+                hash,
+                info,
+                source: source.clone(),
+                compiled,
+            }));
+        }
+        let Some(cache) = &self.inner.artifacts else {
+            return Ok(None);
+        };
+        let Some((path, info)) = cache.lookup(&hash) else {
+            return Ok(None);
+        };
+        admit::check_caps(&info, policy)?;
+        match self.load_artifact(&path, info.kind) {
+            Ok(compiled) => Ok(Some(self.remember(
+                hash,
+                info,
+                Arc::new(compiled),
+                source.clone(),
+            ))),
+            Err(_) => Ok(None), // stale or incompatible: recompile
+        }
+    }
+
+    fn remember(
+        &self,
+        hash: ModuleHash,
+        info: ModuleInfo,
+        compiled: Arc<Compiled>,
+        source: ModuleSource,
+    ) -> GuestModule {
+        self.inner
+            .modules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(hash, (info.clone(), compiled.clone()));
+        GuestModule {
+            hash,
+            info,
+            source,
+            compiled,
+        }
+    }
+
+    fn serialize(&self, compiled: &Compiled) -> wasmtime::Result<Vec<u8>> {
+        match compiled {
+            Compiled::Core(pre) => pre.module().serialize(),
+            Compiled::Component(pre) => pre.instance_pre().component().serialize(),
+        }
+    }
+
+    /// Loads a precompiled artifact this engine wrote (see `artifact.rs` for how it is
+    /// checked before this point).
+    #[expect(
+        unsafe_code,
+        reason = "deserializing precompiled code this engine produced"
+    )]
+    fn load_artifact(
+        &self,
+        path: &std::path::Path,
+        kind: admit::BinaryKind,
+    ) -> Result<Compiled, Rejection> {
+        let e = &self.inner.wasmtime;
+        match kind {
+            admit::BinaryKind::CoreModule => {
+                // SAFETY: `path` is an artifact written by `ArtifactCache::store` from a module
+                // this engine compiled, in the user's private cache, and its size, inode and
+                // change time (or failing that, its blake3) match what was recorded then.
+                let module = unsafe { Module::deserialize_file(e, path) }
+                    .map_err(|err| Rejection(format!("stale artifact: {err}")))?;
+                let pre = self
+                    .inner
+                    .linker
+                    .instantiate_pre(&module)
+                    .map_err(|err| Rejection(err.to_string()))?;
+                Ok(Compiled::Core(pre))
+            }
+            admit::BinaryKind::Component => {
+                // SAFETY: as above, for a component artifact.
+                let component =
+                    unsafe { wasmtime::component::Component::deserialize_file(e, path) }
+                        .map_err(|err| Rejection(format!("stale artifact: {err}")))?;
+                let pre = self
+                    .inner
+                    .component_linker
+                    .instantiate_pre(&component)
+                    .map_err(|err| Rejection(err.to_string()))?;
+                let pre = wasmtime_wasi::p2::bindings::CommandPre::new(pre)
+                    .map_err(|err| Rejection(err.to_string()))?;
+                Ok(Compiled::Component(pre))
+            }
+        }
+    }
+
+    fn compile(&self, bytes: &[u8], kind: admit::BinaryKind) -> Result<Compiled, Rejection> {
+        match kind {
+            admit::BinaryKind::CoreModule => {
                 let module = Module::from_binary(&self.inner.wasmtime, bytes)
                     .map_err(|e| Rejection(format!("the module failed to compile: {e}")))?;
                 let pre = self.inner.linker.instantiate_pre(&module).map_err(|e| {
                     Rejection(format!("the module cannot be linked: {}", e.root_cause()))
                 })?;
-                let c = Arc::new(Compiled { pre });
-                self.inner
-                    .modules
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(hash, c.clone());
-                c
+                Ok(Compiled::Core(pre))
             }
-        };
-        Ok(GuestModule {
-            hash,
-            info,
-            bytes: Arc::from(bytes),
-            compiled,
-        })
+            admit::BinaryKind::Component => {
+                let component =
+                    wasmtime::component::Component::from_binary(&self.inner.wasmtime, bytes)
+                        .map_err(|e| Rejection(format!("the component failed to compile: {e}")))?;
+                let pre = self
+                    .inner
+                    .component_linker
+                    .instantiate_pre(&component)
+                    .map_err(|e| {
+                        Rejection(format!(
+                            "the component cannot be linked: {}",
+                            e.root_cause()
+                        ))
+                    })?;
+                let pre = wasmtime_wasi::p2::bindings::CommandPre::new(pre).map_err(|e| {
+                    Rejection(format!(
+                        "the component is not a WASI command (it must export `wasi:cli/run`): {}",
+                        e.root_cause()
+                    ))
+                })?;
+                Ok(Compiled::Component(pre))
+            }
+        }
     }
 
     /// Starts configuring a run of `module` under `policy`.

@@ -45,6 +45,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod admit;
+mod artifact;
 pub(crate) mod capability;
 pub mod compile;
 mod engine;
@@ -54,6 +55,7 @@ pub mod record;
 pub mod replay;
 mod report;
 pub mod request;
+pub mod runner;
 mod sandbox;
 mod verdict;
 

@@ -101,7 +101,7 @@ impl Engine {
         let path = crate::record::write(
             store,
             crate::record::RecordParts {
-                module: module.bytes(),
+                module,
                 language: req.language,
                 policy: &req.policy,
                 inputs,
@@ -120,47 +120,66 @@ impl Engine {
     ///
     /// Host failures only; compile errors and rejections are verdicts.
     pub fn check_request(&self, req: &RunRequest) -> Result<Outcome, Error> {
-        let wasm = match compile::compile(
+        Ok(self.prepare(req)?.0)
+    }
+
+    /// Compiles and admits; returns the outcome so far and, for interpreted languages, the
+    /// program text that becomes `argv[1]`.
+    fn prepare(&self, req: &RunRequest) -> Result<(Outcome, Option<String>), Error> {
+        let compiled = compile::compile(
             req.language,
             &req.source,
             &req.name,
             &self.config().temp_root,
             self.config().cache_dir.as_deref(),
-        )? {
-            Compiled::Wasm(w) => w,
+        )?;
+        let (admitted, program) = match compiled {
+            Compiled::Wasm(w) => (
+                self.admit(&w, &req.policy)
+                    .map_err(|r| (r, crate::ModuleHash::of(&w))),
+                None,
+            ),
+            Compiled::Runner { runner, source } => (
+                self.admit_file(&runner.wasm, runner.hash, &req.policy)
+                    .map_err(|r| (r, runner.hash)),
+                Some(source),
+            ),
             Compiled::Error(diag) => {
                 let mut o = early(
                     Verdict::CompileError(diag.clone()),
                     format!("`{}` failed to compile", req.name),
                 );
                 o.report.diagnostics = Some(diag);
-                return Ok(o);
+                return Ok((o, None));
             }
         };
-        match self.admit(&wasm, &req.policy) {
+        match admitted {
             Ok(module) => {
                 let mut report = RunReport::without_run(
                     Verdict::Ok,
                     format!(
-                        "the module was admitted ({} functions, {} imports)",
+                        "the module was admitted ({} functions, {} bytes)",
                         module.info().functions,
-                        module.info().imports.len()
+                        module.info().size
                     ),
                 );
                 report.module_hash = Some(module.hash());
-                Ok(Outcome {
-                    report,
-                    module: Some(module),
-                    run: None,
-                })
+                Ok((
+                    Outcome {
+                        report,
+                        module: Some(module),
+                        run: None,
+                    },
+                    program,
+                ))
             }
-            Err(rejection) => {
+            Err((rejection, hash)) => {
                 let mut o = early(
                     Verdict::Rejected(rejection.0.clone()),
                     format!("the module was rejected: {}", rejection.0),
                 );
-                o.report.module_hash = Some(crate::ModuleHash::of(&wasm));
-                Ok(o)
+                o.report.module_hash = Some(hash);
+                Ok((o, None))
             }
         }
     }
@@ -173,12 +192,19 @@ impl Engine {
     /// grants) come back as an `invalid_input` verdict, compile errors and rejections as
     /// theirs.
     pub async fn run_request(&self, req: &RunRequest) -> Result<Outcome, Error> {
-        let checked = self.check_request(req)?;
+        let (checked, program) = self.prepare(req)?;
         let Some(module) = checked.module else {
             return Ok(checked);
         };
-        let mut b = self
-            .sandbox(&module, &req.policy)
+        let mut b = self.sandbox(&module, &req.policy);
+        if let Some(source) = program {
+            // Interpreters get the display name as argv[0] and the program as argv[1].
+            b = b.argv0(req.name.clone()).args([source]);
+            if req.language == compile::Language::JavaScript {
+                b = b.env(crate::runner::JS_STACK_ENV.0, crate::runner::JS_STACK_ENV.1);
+            }
+        }
+        let mut b = b
             .args(req.args.iter().cloned())
             .stdin(req.stdin.clone())
             .seed(req.seed)

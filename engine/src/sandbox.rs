@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use wasmtime::{CallHook, Store, UpdateDeadline};
 
 use crate::capability::limits::Limiter;
+use crate::capability::p2::CompState;
 use crate::capability::stage::{self, StagedFile};
 use crate::capability::wasi::{self, Preopen, WasiSetup};
 use crate::capability::{RunState, audit::AuditTrail};
-use crate::engine::{Engine, GuestModule};
+use crate::engine::{Compiled, Engine, GuestModule, MAX_COMPONENT_INSTANCES};
 use crate::error::Error;
 use crate::policy::{self, GuestPath, Policy};
 use crate::report::{CallSummary, RunReport};
@@ -411,7 +412,7 @@ impl Sandbox {
             );
             keep_alive.push(dir);
         }
-        let built = wasi::build_p1(WasiSetup {
+        let setup = WasiSetup {
             policy: &self.policy,
             argv: &self.argv,
             env: &self.env,
@@ -422,77 +423,70 @@ impl Sandbox {
             leak_host_metadata: self.engine.config().leak_host_metadata,
             #[cfg(not(feature = "weaken-for-tests"))]
             leak_host_metadata: false,
-        })?;
-        let log = built.log.clone();
+        };
         let limits = &self.policy.limits;
         let fuel_budget = limits.fuel.0;
-        let state = RunState {
-            gate: built.gate,
-            limiter: Limiter {
-                memory_bytes: usize::try_from(limits.memory.0).unwrap_or(usize::MAX),
-                table_elements: usize::try_from(limits.table_elements.0).unwrap_or(usize::MAX),
-                instances: 1,
-                log: log.clone(),
-            },
-            fuel_budget,
-        };
-        self.engine.ensure_ticker();
-        let mut store = Store::new(self.engine.wasmtime(), state);
-        store.limiter(|s| &mut s.limiter);
-        store
-            .set_fuel(fuel_budget)
-            .map_err(|e| Error::host(format!("cannot set fuel: {e}")))?;
-        store.set_hostcall_fuel(HOSTCALL_FUEL);
         let deadline = started + self.policy.limits.wall_time;
-        let wall_log = log.clone();
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                wall_log.hit(LimitKind::WallTime);
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-        store.set_epoch_deadline(1);
-        store.call_hook(|mut cx, hook| {
-            if matches!(hook, CallHook::CallingHost) {
-                let remaining = cx.get_fuel()?;
-                let data = cx.data_mut();
-                data.gate
-                    .core
-                    .clock
-                    .set_fuel_consumed(data.fuel_budget.saturating_sub(remaining));
-            }
-            Ok(())
-        });
-
-        let pre = self.module.instance_pre().clone();
-        let run = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-            start.call_async(&mut store, ()).await
-        };
         let budget = self.policy.limits.wall_time + WALL_GRACE;
-        let result = match tokio::time::timeout(budget, run).await {
-            Ok(r) => r,
-            Err(_) => {
-                log.hit(LimitKind::WallTime);
-                Err(wasmtime::Error::new(crate::capability::GateStop::Limit(
-                    LimitKind::WallTime,
-                )))
+        self.engine.ensure_ticker();
+        let (result, remaining, trail, captures, log) = match self.module.compiled() {
+            Compiled::Core(pre) => {
+                let built = wasi::build_p1(setup)?;
+                let log = built.log.clone();
+                let state = RunState {
+                    gate: built.gate,
+                    limiter: Limiter::new(limits.memory.0, limits.table_elements.0, 1, log.clone()),
+                    fuel_budget,
+                };
+                let mut store = new_store(self.engine.wasmtime(), state, deadline, &log)?;
+                let pre = pre.clone();
+                let run = async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                    start.call_async(&mut store, ()).await
+                };
+                let result = drive(run, budget, &log).await;
+                let remaining = store.get_fuel().unwrap_or(0);
+                let trail = std::mem::take(&mut store.data_mut().gate.core.trail);
+                (result, remaining, trail, (built.stdout, built.stderr), log)
+            }
+            Compiled::Component(pre) => {
+                let built = wasi::build_p2(setup)?;
+                let log = built.log.clone();
+                let state = CompState {
+                    ctx: built.ctx,
+                    table: wasmtime::component::ResourceTable::new(),
+                    core: built.core,
+                    limiter: Limiter::new(
+                        limits.memory.0,
+                        limits.table_elements.0,
+                        MAX_COMPONENT_INSTANCES,
+                        log.clone(),
+                    ),
+                    fuel_budget,
+                };
+                let mut store = new_store(self.engine.wasmtime(), state, deadline, &log)?;
+                let pre = pre.clone();
+                let run = async {
+                    let command = pre.instantiate_async(&mut store).await?;
+                    match command.wasi_cli_run().call_run(&mut store).await? {
+                        Ok(()) => Ok(()),
+                        Err(()) => Err(wasmtime::Error::new(wasmtime_wasi::I32Exit(1))),
+                    }
+                };
+                let result = drive(run, budget, &log).await;
+                let remaining = store.get_fuel().unwrap_or(0);
+                let trail = std::mem::take(&mut store.data_mut().core.trail);
+                (result, remaining, trail, (built.stdout, built.stderr), log)
             }
         };
-
-        let remaining = store.get_fuel().unwrap_or(0);
         let mut flags = LimitFlags::default();
         if let Some(first) = log.first() {
             flags.hit(first);
         }
         let verdict = verdict::classify(&result, &flags);
-        let state = store.into_data();
-        let (stdout, stdout_truncated) = built.stdout.take();
-        let (stderr, stderr_truncated) = built.stderr.take();
-        let trail = state.gate.core.trail;
+        let (stdout, stdout_truncated) = captures.0.take();
+        let (stderr, stderr_truncated) = captures.1.take();
         let report = RunReport {
             message: verdict::message(&verdict, &self.policy),
             verdict,
@@ -522,6 +516,94 @@ impl Sandbox {
             trail,
             inputs,
         })
+    }
+}
+
+/// What the sandbox needs from either kind of store data.
+pub(crate) trait GatedState: Send + 'static {
+    fn gate_core(&mut self) -> &mut crate::capability::GateCore;
+    fn limiter(&mut self) -> &mut Limiter;
+    fn fuel_budget(&self) -> u64;
+}
+
+impl GatedState for RunState {
+    fn gate_core(&mut self) -> &mut crate::capability::GateCore {
+        &mut self.gate.core
+    }
+    fn limiter(&mut self) -> &mut Limiter {
+        &mut self.limiter
+    }
+    fn fuel_budget(&self) -> u64 {
+        self.fuel_budget
+    }
+}
+
+impl GatedState for CompState {
+    fn gate_core(&mut self) -> &mut crate::capability::GateCore {
+        &mut self.core
+    }
+    fn limiter(&mut self) -> &mut Limiter {
+        &mut self.limiter
+    }
+    fn fuel_budget(&self) -> u64 {
+        self.fuel_budget
+    }
+}
+
+/// A store with every limit set before anything is instantiated: the memory/table limiter,
+/// fuel, the host-allocation cap, the wall-clock deadline (checked each epoch tick, yielding
+/// to the executor in between), and the call hook that gives the gate the fuel consumed at
+/// each host call.
+fn new_store<T: GatedState>(
+    engine: &wasmtime::Engine,
+    state: T,
+    deadline: Instant,
+    log: &std::sync::Arc<crate::capability::limits::LimitLog>,
+) -> Result<Store<T>, Error> {
+    let fuel_budget = state.fuel_budget();
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| s.limiter());
+    store
+        .set_fuel(fuel_budget)
+        .map_err(|e| Error::host(format!("cannot set fuel: {e}")))?;
+    store.set_hostcall_fuel(HOSTCALL_FUEL);
+    let wall_log = log.clone();
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            wall_log.hit(LimitKind::WallTime);
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    store.set_epoch_deadline(1);
+    store.call_hook(|mut cx, hook| {
+        if matches!(hook, CallHook::CallingHost) {
+            let remaining = cx.get_fuel()?;
+            let data = cx.data_mut();
+            let consumed = data.fuel_budget().saturating_sub(remaining);
+            data.gate_core().clock.set_fuel_consumed(consumed);
+        }
+        Ok(())
+    });
+    Ok(store)
+}
+
+/// Runs the guest's future under the wall-clock backstop: a guest stuck anywhere the epoch
+/// cannot reach is dropped (cancelled) at `budget`.
+async fn drive(
+    run: impl std::future::Future<Output = wasmtime::Result<()>>,
+    budget: Duration,
+    log: &crate::capability::limits::LimitLog,
+) -> wasmtime::Result<()> {
+    match tokio::time::timeout(budget, run).await {
+        Ok(r) => r,
+        Err(_) => {
+            log.hit(LimitKind::WallTime);
+            Err(wasmtime::Error::new(crate::capability::GateStop::Limit(
+                LimitKind::WallTime,
+            )))
+        }
     }
 }
 

@@ -49,36 +49,65 @@ impl LimitLog {
 /// noting which limit refused a request. A refused `memory.grow` returns -1 to the guest.
 #[derive(Debug)]
 pub(crate) struct Limiter {
+    /// All linear memories together.
     pub(crate) memory_bytes: usize,
+    /// All table elements together.
     pub(crate) table_elements: usize,
+    /// Instances, memories and tables each (1 for core modules; a component's count).
     pub(crate) instances: usize,
     pub(crate) log: std::sync::Arc<LimitLog>,
+    /// Bytes of linear memory currently granted (all memories).
+    pub(crate) memory_total: usize,
+    /// Table elements currently granted (all tables).
+    pub(crate) table_total: usize,
+}
+
+impl Limiter {
+    pub(crate) fn new(
+        memory_bytes: u64,
+        table_elements: u64,
+        instances: usize,
+        log: std::sync::Arc<LimitLog>,
+    ) -> Limiter {
+        Limiter {
+            memory_bytes: usize::try_from(memory_bytes).unwrap_or(usize::MAX),
+            table_elements: usize::try_from(table_elements).unwrap_or(usize::MAX),
+            instances,
+            log,
+            memory_total: 0,
+            table_total: 0,
+        }
+    }
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
+        let total = self.memory_total - current.min(self.memory_total) + desired;
+        if desired > self.memory_bytes || total > self.memory_bytes {
             self.log.hit(LimitKind::Memory);
             return Ok(false);
         }
+        self.memory_total = total;
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.table_elements {
+        let total = self.table_total - current.min(self.table_total) + desired;
+        if desired > self.table_elements || total > self.table_elements {
             self.log.hit(LimitKind::Table);
             return Ok(false);
         }
+        self.table_total = total;
         Ok(true)
     }
 

@@ -12,6 +12,7 @@ pub(crate) mod imports;
 pub(crate) mod limits;
 pub(crate) mod output;
 mod p1;
+pub(crate) mod p2;
 pub(crate) mod random;
 pub(crate) mod stage;
 pub(crate) mod wasi;
@@ -130,12 +131,97 @@ pub(crate) struct GateCore {
     pub(crate) stdin_remaining: u64,
     /// Test-only weakening (see `EngineConfig::leak_host_metadata`).
     pub(crate) leak_host_metadata: bool,
+    /// Component runs: descriptors the guest opened (resource reps).
+    pub(crate) p2_open: std::collections::HashSet<u32>,
+    /// Component runs: output streams that write into files.
+    pub(crate) file_streams: std::collections::HashSet<u32>,
+    /// Component runs: sorted directory listings being read, by stream rep.
+    pub(crate) p2_listings: HashMap<
+        u32,
+        std::collections::VecDeque<wasmtime_wasi::p2::bindings::filesystem::types::DirectoryEntry>,
+    >,
 }
 
 impl GateCore {
-    /// Notes a limit and returns it (so callers can `return Err(..)` the errno).
+    /// Notes a limit (the first one noted is the verdict).
     pub(crate) fn limit(&self, kind: LimitKind) {
         self.log.hit(kind);
+    }
+
+    /// Records one call in the audit trail, counts a refusal, and applies the denial policy:
+    /// returns `Some(stop)` when the run must end now.
+    pub(crate) fn record(
+        &mut self,
+        func: &'static str,
+        args: audit::Digest,
+        errno: u16,
+        result: audit::Digest,
+        denied: bool,
+    ) -> Option<GateStop> {
+        let fuel = self.clock.fuel_consumed();
+        self.trail.push(func, fuel, args, errno, result);
+        if denied {
+            self.trail.note_denial();
+            if self.on_denial == OnDenial::EndRun {
+                return Some(GateStop::Denied(format!("`{func}` was refused")));
+            }
+        }
+        None
+    }
+
+    /// Whether writing `len` more bytes to a writable file fits the quota; notes the
+    /// `fs_bytes` limit when it does not.
+    pub(crate) fn write_fits(&mut self, len: u64) -> bool {
+        let q = &self.quota;
+        if q.fs_bytes_used.saturating_add(len) <= q.fs_bytes_max {
+            return true;
+        }
+        self.limit(LimitKind::FsBytes);
+        false
+    }
+
+    /// Counts `n` bytes written to (or extended in) a file.
+    pub(crate) fn charge_write(&mut self, n: u64) {
+        self.quota.fs_bytes_used = self.quota.fs_bytes_used.saturating_add(n);
+    }
+
+    /// Whether one more file, dir or link may be created; notes `fs_files` when not.
+    pub(crate) fn create_fits(&mut self) -> bool {
+        if self.quota.fs_files_used < self.quota.fs_files_max {
+            return true;
+        }
+        self.limit(LimitKind::FsFiles);
+        false
+    }
+
+    /// Counts one created file, dir or link.
+    pub(crate) fn charge_create(&mut self) {
+        self.quota.fs_files_used += 1;
+    }
+
+    /// Whether the guest may open one more descriptor; notes `open_files` when not.
+    pub(crate) fn open_fits(&mut self) -> bool {
+        if self.quota.open_now < self.quota.open_max {
+            return true;
+        }
+        self.limit(LimitKind::OpenFiles);
+        false
+    }
+
+    /// Virtual `(atime, mtime, ctime)` in ns for a host-derived identity, and its synthetic
+    /// inode.
+    pub(crate) fn virt_times(&mut self, host_id: u64) -> (u64, (u64, u64, u64)) {
+        let ino = self.meta.inode(host_id);
+        let epoch = self.clock.epoch_ns();
+        let (a, m) = self.meta.times(ino, epoch);
+        (ino, (a, m, epoch))
+    }
+
+    /// Sets virtual times (never the host's).
+    pub(crate) fn set_virt_times(&mut self, host_id: u64, atim: Option<u64>, mtim: Option<u64>) {
+        let ino = self.meta.inode(host_id);
+        let epoch = self.clock.epoch_ns();
+        self.meta.set_times(ino, atim, mtim, epoch);
     }
 }
 

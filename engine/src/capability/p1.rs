@@ -13,8 +13,6 @@ use wiggle::{GuestMemory, GuestPtr};
 use super::audit::{Dig, Digest, ERRNO_TRAP};
 use super::clock::{MONO_START_NS, RESOLUTION_NS};
 use super::{DirEntry, FdInfo, FdKind, Gate, GateStop, RunState};
-use crate::policy::OnDenial;
-use crate::verdict::LimitKind;
 
 type R<T> = Result<T, Error>;
 
@@ -136,24 +134,15 @@ impl Gate {
         r: R<T>,
         result: impl FnOnce(&T) -> Digest,
     ) -> R<T> {
-        let fuel = self.core.clock.fuel_consumed();
         let (errno, rd) = match &r {
             Ok(v) => (0, result(v)),
             Err(e) => (errno_of(e), none()),
         };
-        self.core.trail.push(func, fuel, args, errno, rd);
-        if errno != 0 && errno != ERRNO_TRAP && is_denial(func, errno) {
-            self.core.trail.note_denial();
-            if self.core.on_denial == OnDenial::EndRun {
-                let name = Errno::try_from(errno as i32)
-                    .map(|e| format!("{e:?}").to_lowercase())
-                    .unwrap_or_else(|_| errno.to_string());
-                return Err(stop(GateStop::Denied(format!(
-                    "`{func}` was refused ({name})"
-                ))));
-            }
+        let denied = errno != 0 && errno != ERRNO_TRAP && is_denial(func, errno);
+        match self.core.record(func, args, errno, rd, denied) {
+            Some(stop_run) => Err(stop(stop_run)),
+            None => r,
         }
-        r
     }
 
     fn fd_info(&self, fd: types::Fd) -> Option<FdInfo> {
@@ -166,14 +155,12 @@ impl Gate {
         if self.core.leak_host_metadata {
             return s;
         }
-        let ino = self.core.meta.inode(s.ino);
-        let epoch = self.core.clock.epoch_ns();
-        let (atim, mtim) = self.core.meta.times(ino, epoch);
+        let (ino, (atim, mtim, ctim)) = self.core.virt_times(s.ino);
         s.dev = 1;
         s.ino = ino;
         s.atim = atim;
         s.mtim = mtim;
-        s.ctim = epoch;
+        s.ctim = ctim;
         if s.filetype == types::Filetype::Directory {
             s.size = DIR_SIZE;
             s.nlink = DIR_NLINK;
@@ -212,8 +199,7 @@ impl Gate {
         if !writable || self.exists(dirfd, path, mem).await {
             return None; // the call fails (or creates nothing) on its own terms
         }
-        self.core.limit(LimitKind::FsFiles);
-        Some(Errno::Nospc.into())
+        (!self.core.create_fits()).then(|| Errno::Nospc.into())
     }
 
     /// Checks the byte quota before writing `len` bytes (or extending by `len`) through `fd`.
@@ -222,17 +208,12 @@ impl Gate {
         if info.kind != FdKind::File || !info.file_writable {
             return None;
         }
-        let q = self.core.quota;
-        if q.fs_bytes_used.saturating_add(len) <= q.fs_bytes_max {
-            return None;
-        }
-        self.core.limit(LimitKind::FsBytes);
-        Some(Errno::Nospc.into())
+        (!self.core.write_fits(len)).then(|| Errno::Nospc.into())
     }
 
     fn charge_bytes(&mut self, fd: types::Fd, n: u64) {
         if self.fd_info(fd).is_some_and(|i| i.kind == FdKind::File) {
-            self.core.quota.fs_bytes_used = self.core.quota.fs_bytes_used.saturating_add(n);
+            self.core.charge_write(n);
         }
     }
 
@@ -519,9 +500,7 @@ impl WasiSnapshotPreview1 for Gate {
                 Some(i) if !i.dir_writable => Err(Errno::Perm.into()),
                 Some(_) => match self.wasi.fd_filestat_get(mem, fd).await {
                     Ok(s) => {
-                        let ino = self.core.meta.inode(s.ino);
-                        let epoch = self.core.clock.epoch_ns();
-                        self.core.meta.set_times(ino, a, m, epoch);
+                        self.core.set_virt_times(s.ino, a, m);
                         Ok(())
                     }
                     Err(e) => Err(e),
@@ -761,7 +740,7 @@ impl WasiSnapshotPreview1 for Gate {
         }
         let r = self.wasi.path_create_directory(mem, dirfd, path).await;
         if r.is_ok() {
-            self.core.quota.fs_files_used += 1;
+            self.core.charge_create();
         }
         self.done("path_create_directory", args, r, |_| none())
     }
@@ -808,9 +787,7 @@ impl WasiSnapshotPreview1 for Gate {
                 Some(i) if i.kind == FdKind::Dir => {
                     match self.wasi.path_filestat_get(mem, dirfd, flags, path).await {
                         Ok(s) => {
-                            let ino = self.core.meta.inode(s.ino);
-                            let epoch = self.core.clock.epoch_ns();
-                            self.core.meta.set_times(ino, a, m, epoch);
+                            self.core.set_virt_times(s.ino, a, m);
                             Ok(())
                         }
                         Err(e) => Err(e),
@@ -847,7 +824,7 @@ impl WasiSnapshotPreview1 for Gate {
             .path_link(mem, src_fd, src_flags, src_path, target_fd, target_path)
             .await;
         if r.is_ok() {
-            self.core.quota.fs_files_used += 1;
+            self.core.charge_create();
         }
         self.done("path_link", args, r, |_| none())
     }
@@ -872,9 +849,7 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(inheriting.bits())
             .u64(fdflags.bits().into())
             .finish();
-        let q = self.core.quota;
-        if q.open_now >= q.open_max {
-            self.core.limit(LimitKind::OpenFiles);
+        if !self.core.open_fits() {
             return self.done("path_open", args, Err(Errno::Mfile.into()), |_| none());
         }
         let creating = oflags.contains(types::Oflags::CREAT);
@@ -900,7 +875,7 @@ impl WasiSnapshotPreview1 for Gate {
             .await;
         if let Ok(new_fd) = &r {
             if created {
-                self.core.quota.fs_files_used += 1;
+                self.core.charge_create();
             }
             let dir_writable = self.fd_info(dirfd).is_some_and(|i| i.dir_writable);
             let (kind, file_writable) = match self.wasi.fd_fdstat_get(mem, *new_fd).await {
@@ -1005,7 +980,7 @@ impl WasiSnapshotPreview1 for Gate {
             .path_symlink(mem, src_path, dirfd, dest_path)
             .await;
         if r.is_ok() {
-            self.core.quota.fs_files_used += 1;
+            self.core.charge_create();
         }
         self.done("path_symlink", args, r, |_| none())
     }

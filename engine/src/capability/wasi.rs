@@ -83,12 +83,61 @@ fn configure(
     Ok(())
 }
 
+/// The pieces of a component run.
+pub(crate) struct BuiltP2 {
+    pub(crate) ctx: wasmtime_wasi::WasiCtx,
+    pub(crate) core: GateCore,
+    pub(crate) stdout: Capture,
+    pub(crate) stderr: Capture,
+    pub(crate) log: Arc<LimitLog>,
+}
+
+impl std::fmt::Debug for BuiltP2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltP2")
+            .field("core", &self.core)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the WASI 0.2 context and gate core for one component run.
+///
+/// # Errors
+///
+/// A preopen that cannot be opened.
+pub(crate) fn build_p2(s: WasiSetup<'_>) -> Result<BuiltP2, Error> {
+    let (mut b, core, stdout, stderr, log) = common(&s)?;
+    Ok(BuiltP2 {
+        ctx: b.build(),
+        core,
+        stdout,
+        stderr,
+        log,
+    })
+}
+
 /// Builds the preview 1 gate for one run.
 ///
 /// # Errors
 ///
 /// A preopen that cannot be opened.
 pub(crate) fn build_p1(s: WasiSetup<'_>) -> Result<Built, Error> {
+    let (mut b, core, stdout, stderr, log) = common(&s)?;
+    Ok(Built {
+        gate: Gate {
+            wasi: b.build_p1(),
+            core,
+        },
+        stdout,
+        stderr,
+        log,
+    })
+}
+
+type Common = (WasiCtxBuilder, GateCore, Capture, Capture, Arc<LimitLog>);
+
+/// The builder (configured, captures attached) and the gate core, shared by both flavours.
+fn common(s: &WasiSetup<'_>) -> Result<Common, Error> {
     let log = Arc::new(LimitLog::default());
     let clock = Arc::new(VirtualClock::new(s.policy.clock.epoch_secs));
     let stdout = Capture::new(
@@ -102,9 +151,8 @@ pub(crate) fn build_p1(s: WasiSetup<'_>) -> Result<Built, Error> {
         log.clone(),
     );
     let mut b = WasiCtxBuilder::new();
-    configure(&mut b, &s, &clock)?;
+    configure(&mut b, s, &clock)?;
     b.stdout(stdout.clone()).stderr(stderr.clone());
-    let wasi = b.build_p1();
 
     let stdio = |kind| FdInfo {
         kind,
@@ -146,11 +194,9 @@ pub(crate) fn build_p1(s: WasiSetup<'_>) -> Result<Built, Error> {
         listings: HashMap::new(),
         stdin_remaining: s.stdin.len() as u64,
         leak_host_metadata: s.leak_host_metadata,
+        p2_open: Default::default(),
+        file_streams: Default::default(),
+        p2_listings: HashMap::new(),
     };
-    Ok(Built {
-        gate: Gate { wasi, core },
-        stdout,
-        stderr,
-        log,
-    })
+    Ok((b, core, stdout, stderr, log))
 }

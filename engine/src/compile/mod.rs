@@ -56,11 +56,19 @@ impl Language {
     }
 }
 
-/// The result of compiling: wasm bytes, or diagnostics for a `compile_error` verdict.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The result of compiling: wasm bytes, a runner plus the program text it interprets, or
+/// diagnostics for a `compile_error` verdict.
+#[derive(Debug, Clone)]
 pub enum Compiled {
     /// The module.
     Wasm(Vec<u8>),
+    /// An interpreter (itself wasm) and the program it runs, passed as `argv[1]`.
+    Runner {
+        /// The built runner.
+        runner: crate::runner::RunnerArtifact,
+        /// The program text.
+        source: String,
+    },
     /// The compiler rejected the source; diagnostics with host paths replaced.
     Error(String),
 }
@@ -90,6 +98,7 @@ pub fn compile(
     match lang {
         Language::Wasm => Ok(Compiled::Wasm(source.to_vec())),
         Language::Wat => Ok(wat_to_wasm(source, name)),
+        Language::Python | Language::JavaScript => interpreted(lang, source, name, cache_dir),
         Language::Rust => cached(
             cache_dir,
             &[
@@ -100,11 +109,48 @@ pub fn compile(
             ],
             || rust(source, temp_root),
         ),
-        other => Err(Error::invalid_input(format!(
+        other @ (Language::C | Language::Cpp) => Err(Error::invalid_input(format!(
             "{} sources are not supported yet",
             other.name()
         ))),
     }
+}
+
+fn interpreted(
+    lang: Language,
+    source: &[u8],
+    name: &str,
+    cache_dir: Option<&Path>,
+) -> Result<Compiled, Error> {
+    let text = match std::str::from_utf8(source) {
+        Ok(t) => t,
+        Err(e) => {
+            return Ok(Compiled::Error(format!(
+                "{name}: the program is not valid UTF-8 (at byte {})",
+                e.valid_up_to()
+            )));
+        }
+    };
+    if let Some(i) = text.find('\0') {
+        return Ok(Compiled::Error(format!(
+            "{name}: the program contains a NUL byte (at byte {i})"
+        )));
+    }
+    let kind = match lang {
+        Language::Python => crate::runner::RunnerKind::Python,
+        _ => crate::runner::RunnerKind::JavaScript,
+    };
+    let cache = cache_dir
+        .map(Path::to_path_buf)
+        .or_else(crate::runner::default_cache_dir)
+        .ok_or_else(|| {
+            Error::host("no cache directory for the language runners (set CORRAL_HOME)")
+        })?;
+    let runner = crate::runner::ensure(kind, &cache)?;
+    Ok(Compiled::Runner {
+        runner,
+        source: text.to_string(),
+    })
 }
 
 /// Looks `parts` up in the cache, or compiles and stores the result (errors are not cached).

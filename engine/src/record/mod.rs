@@ -50,8 +50,8 @@ fn text(store: &Store, s: &str) -> Result<Text, Error> {
 /// What a record is written from.
 #[derive(Debug)]
 pub struct RecordParts<'a> {
-    /// The wasm that ran.
-    pub module: &'a [u8],
+    /// The module that ran.
+    pub module: &'a crate::GuestModule,
     /// The language the module came from.
     pub language: Language,
     /// The policy that applied.
@@ -72,7 +72,7 @@ pub struct RecordParts<'a> {
 ///
 /// The store cannot be written.
 pub fn build(store: &Store, p: RecordParts<'_>) -> Result<RunRecord, Error> {
-    let module_hash = store.put_blob(p.module)?;
+    let module_hash = p.module.store_blob(store)?;
     let policy_toml = p.policy.to_canonical_toml();
     let mut dirs = Vec::new();
     for input in &p.inputs.inputs {
@@ -103,7 +103,7 @@ pub fn build(store: &Store, p: RecordParts<'_>) -> Result<RunRecord, Error> {
         engine: p.engine,
         module: ModuleRef {
             hash: module_hash,
-            size: p.module.len() as u64,
+            size: p.module.info().size,
             language: p.language.name().to_string(),
         },
         policy: PolicyRef {

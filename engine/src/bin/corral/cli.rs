@@ -23,7 +23,8 @@ const EXIT_HOST: u8 = 70;
     version,
     about = "Run untrusted code as WebAssembly under a policy, with typed verdicts and replayable records",
     long_about = "Run untrusted code as WebAssembly under a policy, with typed verdicts and replayable records.\n\n\
-        FILE is chosen by extension: .wasm (core module), .wat, .rs (compiled with rustc for wasm32-wasip1).\n\
+        FILE is chosen by extension: .wasm (core module or WASI 0.2 component), .wat, .rs (rustc for wasm32-wasip1), \
+        .py (CPython 3.14 runner), .js (QuickJS runner).\n\
         Exit status of `run`: 0 when the guest completed with exit code 0; 1 for any other verdict of the guest \
         (non-zero exit, trap, limit, denied, rejected, compile error); 2 for a bad invocation or input file; \
         70 for an internal host error."
@@ -107,7 +108,7 @@ struct Shared {
 
 #[derive(Args, Debug)]
 struct RunArgs {
-    /// The program: .wasm, .wat or .rs.
+    /// The program: .wasm, .wat, .rs, .c, .cpp, .py or .js.
     file: PathBuf,
     #[command(flatten)]
     shared: Shared,
@@ -128,7 +129,7 @@ struct RunArgs {
 
 #[derive(Args, Debug)]
 struct CheckArgs {
-    /// The program: .wasm, .wat or .rs.
+    /// The program: .wasm, .wat, .rs, .c, .cpp, .py or .js.
     file: PathBuf,
     #[command(flatten)]
     shared: Shared,
@@ -159,6 +160,7 @@ fn engine() -> Result<Engine, Box<RunReport>> {
     if let Some(t) = std::env::var_os("CORRAL_TMPDIR") {
         config.temp_root = PathBuf::from(t);
     }
+    config.cache_dir = engine::runner::default_cache_dir();
     Engine::new(config).map_err(|e| {
         Box::new(RunReport::without_run(
             Verdict::HostError(e.to_string()),
@@ -179,7 +181,7 @@ fn request(file: &Path, shared: &Shared, args: Vec<String>) -> Result<RunRequest
     let shown = file.display().to_string();
     let language = Language::from_path(file).ok_or_else(|| {
         invalid(format!(
-            "`{shown}`: unknown file type (hint: corral runs .wasm, .wat and .rs files)"
+            "`{shown}`: unknown file type (hint: corral runs .wasm, .wat, .rs, .c, .cpp, .py and .js files)"
         ))
     })?;
     let source = std::fs::read(file).map_err(|e| invalid(format!("cannot read `{shown}`: {e}")))?;
