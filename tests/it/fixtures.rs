@@ -427,6 +427,7 @@ fn engine_for(root: &Path) -> Result<Engine, Failed> {
 }
 
 fn run_once(f: &Fixture) -> Result<RunReport, Failed> {
+    support::plant_ct_canary();
     let host = HostRoot::new(&f.expect)?;
     let root = host.path();
     let rw: Vec<PathBuf> = f
@@ -448,6 +449,16 @@ fn run_once(f: &Fixture) -> Result<RunReport, Failed> {
     let outcome = rt
         .block_on(engine.run_request(&req))
         .map_err(|e| format!("host error (Err): {e}"))?;
+    // Compiled guests must not carry host secrets (runners are our own builds; skip them).
+    if let Some(m) = &outcome.module
+        && m.info().size < 8 << 20
+        && let Ok(bytes) = m.bytes()
+        && bytes
+            .windows(support::secret().len())
+            .any(|w| w == support::secret().as_bytes())
+    {
+        return Err("a host secret was compiled into the module".into());
+    }
     let report = outcome.report;
 
     // Host checks.

@@ -94,3 +94,15 @@ pub fn diff(before: &BTreeMap<PathBuf, Node>, after: &BTreeMap<PathBuf, Node>) -
     }
     lines
 }
+
+/// A canary file at a fixed absolute path, for compile-time attack fixtures
+/// (`include_str!("/tmp/corral-ct-canary.txt")`, `#include "/tmp/corral-ct-canary.txt"`).
+pub const CT_CANARY: &str = "/tmp/corral-ct-canary.txt";
+
+/// Writes [`CT_CANARY`] (once per process).
+pub fn plant_ct_canary() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let _ = std::fs::write(CT_CANARY, format!("{} compile-time canary\n", secret()));
+    });
+}

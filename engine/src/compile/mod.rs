@@ -6,6 +6,8 @@ use std::process::Command;
 use crate::error::Error;
 
 pub mod cache;
+pub mod jail;
+mod toolchain;
 
 /// The languages corral accepts, chosen by file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -99,20 +101,29 @@ pub fn compile(
         Language::Wasm => Ok(Compiled::Wasm(source.to_vec())),
         Language::Wat => Ok(wat_to_wasm(source, name)),
         Language::Python | Language::JavaScript => interpreted(lang, source, name, cache_dir),
-        Language::Rust => cached(
-            cache_dir,
-            &[
+        Language::Rust => {
+            let tc = toolchain::rust()?;
+            let flags = RUST_FLAGS.join(" ");
+            let parts: [&[u8]; 5] = [
                 b"rust",
-                RUST_FLAGS.join(" ").as_bytes(),
-                rust_version()?.as_bytes(),
+                flags.as_bytes(),
+                tc.version.as_bytes(),
+                name.as_bytes(),
                 source,
-            ],
-            || rust(source, temp_root),
-        ),
-        other @ (Language::C | Language::Cpp) => Err(Error::invalid_input(format!(
-            "{} sources are not supported yet",
-            other.name()
-        ))),
+            ];
+            cached(cache_dir, &parts, || {
+                toolchain::compile_rust(&tc, source, name, temp_root, false)
+            })
+        }
+        Language::C | Language::Cpp => {
+            let tc = toolchain::clang()?;
+            let cpp = lang == Language::Cpp;
+            let tag: &[u8] = if cpp { b"c++" } else { b"c" };
+            let parts: [&[u8]; 4] = [tag, tc.version.as_bytes(), name.as_bytes(), source];
+            cached(cache_dir, &parts, || {
+                toolchain::compile_c(&tc, source, name, temp_root, cpp)
+            })
+        }
     }
 }
 
@@ -172,8 +183,8 @@ fn cached(
     Ok(out)
 }
 
-/// The flags every Rust guest is compiled with.
-pub const RUST_FLAGS: [&str; 10] = [
+/// The flags every Rust guest is compiled with (plus `--crate-name`, `-o`, the file).
+pub const RUST_FLAGS: [&str; 9] = [
     "--target",
     "wasm32-wasip1",
     "--edition",
@@ -183,22 +194,7 @@ pub const RUST_FLAGS: [&str; 10] = [
     "strip=symbols",
     "-C",
     "panic=abort",
-    "--crate-type=bin",
 ];
-
-fn rust_version() -> Result<String, Error> {
-    static VERSION: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
-    VERSION
-        .get_or_init(|| {
-            Command::new("rustc")
-                .arg("-vV")
-                .output()
-                .map_err(|e| format!("cannot run rustc (is Rust installed?): {e}"))
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        })
-        .clone()
-        .map_err(Error::host)
-}
 
 fn wat_to_wasm(source: &[u8], name: &str) -> Compiled {
     let text = match std::str::from_utf8(source) {
@@ -219,8 +215,34 @@ fn wat_to_wasm(source: &[u8], name: &str) -> Compiled {
     }
 }
 
-/// The neutral file name compiler diagnostics show for the guest's source.
-pub const NEUTRAL_RUST_NAME: &str = "main.rs";
+/// Compiles one Rust file as a test harness (`rustc --test`): the module runs every
+/// `#[test]` and exits non-zero if any fails. Used by the evaluation harness.
+///
+/// # Errors
+///
+/// As [`compile`].
+pub fn compile_rust_tests(
+    source: &[u8],
+    name: &str,
+    temp_root: &Path,
+    cache_dir: Option<&Path>,
+) -> Result<Compiled, Error> {
+    if source.len() > MAX_SOURCE_BYTES {
+        return Ok(Compiled::Error(format!("{name}: the source is too large")));
+    }
+    let tc = toolchain::rust()?;
+    let flags = RUST_FLAGS.join(" ");
+    let parts: [&[u8]; 5] = [
+        b"rust-test",
+        flags.as_bytes(),
+        tc.version.as_bytes(),
+        name.as_bytes(),
+        source,
+    ];
+    cached(cache_dir, &parts, || {
+        toolchain::compile_rust(&tc, source, name, temp_root, true)
+    })
+}
 
 /// Makes sure `rustup` has installed `target`, installing it once with a progress line.
 ///
@@ -257,33 +279,4 @@ pub fn ensure_rust_target(target: &str) -> Result<(), Error> {
     }
     done.push(target.to_string());
     Ok(())
-}
-
-fn rust(source: &[u8], temp_root: &Path) -> Result<Compiled, Error> {
-    ensure_rust_target("wasm32-wasip1")?;
-    let work = tempfile::Builder::new()
-        .prefix("corral-build-")
-        .tempdir_in(temp_root)
-        .map_err(|e| Error::host(format!("cannot create a build directory: {e}")))?;
-    let src = work.path().join(NEUTRAL_RUST_NAME);
-    std::fs::write(&src, source)
-        .map_err(|e| Error::host(format!("cannot write the source: {e}")))?;
-    let out = work.path().join("main.wasm");
-    let output = Command::new("rustc")
-        .current_dir(work.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
-        .args(RUST_FLAGS)
-        .args(["--crate-name", "main", "-o", "main.wasm", NEUTRAL_RUST_NAME])
-        .output()
-        .map_err(|e| Error::host(format!("cannot run rustc (is Rust installed?): {e}")))?;
-    if !output.status.success() {
-        let diag = String::from_utf8_lossy(&output.stderr);
-        let diag = diag.replace(&work.path().display().to_string(), ".");
-        return Ok(Compiled::Error(crate::report::scrub_host_paths(&diag)));
-    }
-    let bytes =
-        std::fs::read(&out).map_err(|e| Error::host(format!("cannot read rustc output: {e}")))?;
-    Ok(Compiled::Wasm(bytes))
 }

@@ -1,0 +1,324 @@
+//! The host compilers (rustc, Debian clang), each run in the jail.
+//!
+//! rustc is invoked directly on one file (never cargo, build scripts or proc-macros), from its
+//! real sysroot (not the rustup proxy). clang uses only the wasm sysroot headers (`-nostdinc`),
+//! so host glibc headers are never seen. Each compile gets a fresh work dir (the only writable
+//! place), an empty environment plus a fixed `PATH`, no network, and limits on CPU, memory,
+//! output and wall time. Diagnostics come back with host paths replaced by neutral names.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::Compiled;
+use super::jail::{self, JailLimitKind, JailLimits, JailSpec};
+use crate::error::Error;
+
+/// A located toolchain.
+#[derive(Debug, Clone)]
+pub(crate) struct Toolchain {
+    /// The compiler binary.
+    program: PathBuf,
+    /// The C++ driver (clang only).
+    program_cpp: Option<PathBuf>,
+    /// Directories it may read.
+    read_only: Vec<PathBuf>,
+    /// Its version string (part of the compile-cache key).
+    pub(crate) version: String,
+    /// `(host path, neutral name)` pairs for diagnostics.
+    neutral: Vec<(PathBuf, &'static str)>,
+    /// Extra environment (e.g. `LD_LIBRARY_PATH` for rustc under bubblewrap).
+    env: Vec<(String, String)>,
+    /// Include directories (clang).
+    includes: Vec<PathBuf>,
+    includes_cpp: Vec<PathBuf>,
+}
+
+fn limits() -> JailLimits {
+    JailLimits {
+        cpu_seconds: 20,
+        address_space_bytes: 3 << 30,
+        file_size_bytes: 64 << 20,
+        processes: 32,
+        open_files: 256,
+        wall_time: Duration::from_secs(60),
+        output_bytes: 256 << 10,
+        pids_cgroup: None,
+    }
+}
+
+/// Locates rustc's real sysroot once per process (installing the wasm target if missing).
+pub(crate) fn rust() -> Result<Toolchain, Error> {
+    static TC: OnceLock<Result<Toolchain, String>> = OnceLock::new();
+    TC.get_or_init(|| {
+        super::ensure_rust_target("wasm32-wasip1").map_err(|e| e.to_string())?;
+        let out = Command::new("rustc")
+            .args(["--print", "sysroot"])
+            .output()
+            .map_err(|e| format!("cannot run rustc (is Rust installed?): {e}"))?;
+        let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let program = sysroot.join("bin/rustc");
+        if !program.is_file() {
+            return Err(format!(
+                "rustc's sysroot has no bin/rustc ({})",
+                sysroot.display()
+            ));
+        }
+        let version = Command::new(&program)
+            .arg("-vV")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .map_err(|e| format!("cannot run rustc: {e}"))?;
+        let mut read_only = jail::system_read_only_paths();
+        read_only.push(sysroot.clone());
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let mut neutral = vec![(sysroot.clone(), "<rust>")];
+        if let Some(h) = home {
+            neutral.push((h, "~"));
+        }
+        Ok(Toolchain {
+            program,
+            program_cpp: None,
+            read_only,
+            version,
+            neutral,
+            env: vec![(
+                "LD_LIBRARY_PATH".into(),
+                sysroot.join("lib").display().to_string(),
+            )],
+            includes: Vec::new(),
+            includes_cpp: Vec::new(),
+        })
+    })
+    .clone()
+    .map_err(Error::host)
+}
+
+const CLANG_PACKAGES: &str =
+    "clang lld wasi-libc libclang-rt-14-dev-wasm32 libc++-14-dev-wasm32 libc++abi-14-dev-wasm32";
+
+/// Locates Debian's clang 14 and the wasm sysroot once per process.
+pub(crate) fn clang() -> Result<Toolchain, Error> {
+    static TC: OnceLock<Result<Toolchain, String>> = OnceLock::new();
+    TC.get_or_init(|| {
+        let missing = |what: &str| {
+            format!("C/C++ support needs {what} (hint: `apt-get install {CLANG_PACKAGES}`, or run scripts/provision.sh)")
+        };
+        let llvm = PathBuf::from("/usr/lib/llvm-14");
+        let program = llvm.join("bin/clang");
+        if !program.is_file() {
+            return Err(missing("clang 14"));
+        }
+        let wasi_inc = PathBuf::from("/usr/include/wasm32-wasi");
+        let wasi_lib = PathBuf::from("/usr/lib/wasm32-wasi");
+        if !wasi_inc.join("stdio.h").is_file() || !wasi_lib.join("libc.a").is_file() {
+            return Err(missing("the WebAssembly C library (wasi-libc)"));
+        }
+        let resource = std::fs::read_dir(llvm.join("lib/clang"))
+            .ok()
+            .and_then(|d| d.flatten().map(|e| e.path()).find(|p| p.join("include/stddef.h").is_file()))
+            .ok_or_else(|| missing("clang's resource headers"))?;
+        if !resource.join("lib/wasi").is_dir() {
+            return Err(missing("the wasm32 compiler runtime (libclang-rt-14-dev-wasm32)"));
+        }
+        let cxx = llvm.join("include/wasm32-wasi/c++/v1");
+        let version = Command::new(&program)
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .map_err(|e| format!("cannot run clang: {e}"))?;
+        let mut read_only = jail::system_read_only_paths();
+        read_only.extend([llvm.clone(), wasi_inc.clone(), wasi_lib.clone()]);
+        Ok(Toolchain {
+            program_cpp: Some(llvm.join("bin/clang++")),
+            program,
+            read_only,
+            version,
+            neutral: vec![
+                (llvm, "<clang>"),
+                (wasi_inc.clone(), "<wasi-libc>"),
+                (wasi_lib, "<wasi-libc>"),
+            ],
+            env: Vec::new(),
+            includes: vec![resource.join("include"), wasi_inc.clone()],
+            includes_cpp: vec![cxx, resource.join("include"), wasi_inc],
+        })
+    })
+    .clone()
+    .map_err(Error::host)
+}
+
+/// A file name safe to use in the work dir and to show in diagnostics.
+fn file_name(name: &str, ext: &str, fallback: &str) -> String {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.ends_with(ext)
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    if ok {
+        name.to_string()
+    } else {
+        fallback.to_string()
+    }
+}
+
+fn run(
+    tc: &Toolchain,
+    program: &Path,
+    args: Vec<String>,
+    work: &Path,
+) -> Result<Result<(), String>, Error> {
+    let mut spec = JailSpec::new(program, work);
+    spec.args = args.into_iter().map(Into::into).collect();
+    spec.read_only = tc.read_only.clone();
+    spec.env.extend(tc.env.iter().cloned());
+    spec.limits = limits();
+    let outcome = jail::run_jailed(&spec).map_err(|e| match e {
+        jail::JailError::Unavailable(why) => Error::host(format!(
+            "cannot compile safely: no compile jail is available here ({why}) (hint: a kernel with Landlock and user namespaces, or the `bubblewrap` package)"
+        )),
+        other => Error::host(format!("the compile jail failed: {other}")),
+    })?;
+    let mut neutral: Vec<(&Path, &str)> =
+        tc.neutral.iter().map(|(p, n)| (p.as_path(), *n)).collect();
+    let work_with_slash = format!("{}/", work.display());
+    neutral.push((Path::new(&work_with_slash), ""));
+    neutral.push((work, "."));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&outcome.stdout),
+        String::from_utf8_lossy(&outcome.stderr)
+    );
+    let mut diag = jail::neutralise_paths(&text, &neutral);
+    diag = crate::report::scrub_host_paths(&diag);
+    if let Some(limit) = outcome.limit_hit {
+        let what = match limit {
+            JailLimitKind::Cpu => "CPU time limit (20 s)",
+            JailLimitKind::Memory => "memory limit (3 GiB)",
+            JailLimitKind::FileSize => "output file size limit (64 MiB)",
+            JailLimitKind::Processes => "process limit",
+            JailLimitKind::WallTime => "wall-clock limit (60 s)",
+            JailLimitKind::Output => "diagnostics limit (256 KiB)",
+        };
+        return Ok(Err(format!("the compiler exceeded its {what}\n{diag}")));
+    }
+    if !outcome.success() {
+        return Ok(Err(if diag.trim().is_empty() {
+            format!("the compiler failed ({:?})", outcome.status)
+        } else {
+            diag
+        }));
+    }
+    Ok(Ok(()))
+}
+
+/// Compiles one Rust file (a binary, or with `test` a test harness).
+pub(crate) fn compile_rust(
+    tc: &Toolchain,
+    source: &[u8],
+    name: &str,
+    temp_root: &Path,
+    test: bool,
+) -> Result<Compiled, Error> {
+    let work = tempfile::Builder::new()
+        .prefix("corral-build-")
+        .tempdir_in(temp_root)
+        .map_err(|e| Error::host(format!("cannot create a build directory: {e}")))?;
+    let file = file_name(name, ".rs", "main.rs");
+    std::fs::write(work.path().join(&file), source)
+        .map_err(|e| Error::host(format!("cannot write the source: {e}")))?;
+    let mut args: Vec<String> = super::RUST_FLAGS.iter().map(|s| s.to_string()).collect();
+    if test {
+        args.push("--test".into());
+    }
+    args.extend([
+        "--crate-name".into(),
+        "main".into(),
+        "-o".into(),
+        "main.wasm".into(),
+        file,
+    ]);
+    match run(tc, &tc.program, args, work.path())? {
+        Err(diag) => Ok(Compiled::Error(diag)),
+        Ok(()) => {
+            let bytes = std::fs::read(work.path().join("main.wasm"))
+                .map_err(|e| Error::host(format!("cannot read rustc output: {e}")))?;
+            Ok(Compiled::Wasm(bytes))
+        }
+    }
+}
+
+/// Compiles one C or C++ file.
+pub(crate) fn compile_c(
+    tc: &Toolchain,
+    source: &[u8],
+    name: &str,
+    temp_root: &Path,
+    cpp: bool,
+) -> Result<Compiled, Error> {
+    let work = tempfile::Builder::new()
+        .prefix("corral-build-")
+        .tempdir_in(temp_root)
+        .map_err(|e| Error::host(format!("cannot create a build directory: {e}")))?;
+    let (ext, fallback) = if cpp {
+        (
+            if name.ends_with(".cc") { ".cc" } else { ".cpp" },
+            "main.cpp",
+        )
+    } else {
+        (".c", "main.c")
+    };
+    let file = file_name(name, ext, fallback);
+    std::fs::write(work.path().join(&file), source)
+        .map_err(|e| Error::host(format!("cannot write the source: {e}")))?;
+    let mut args: Vec<String> = vec![
+        "--target=wasm32-wasi".into(),
+        "-O2".into(),
+        "-nostdinc".into(),
+    ];
+    let includes = if cpp {
+        args.extend([
+            "-std=c++17".into(),
+            "-fno-exceptions".into(),
+            "-nostdinc++".into(),
+        ]);
+        &tc.includes_cpp
+    } else {
+        &tc.includes
+    };
+    for inc in includes {
+        args.push("-isystem".into());
+        args.push(inc.display().to_string());
+    }
+    args.extend([
+        file,
+        "-o".into(),
+        "main.wasm".into(),
+        "-Wl,--strip-all".into(),
+    ]);
+    let program = if cpp {
+        tc.program_cpp.as_deref().unwrap_or(&tc.program)
+    } else {
+        &tc.program
+    };
+    match run(tc, program, args, work.path())? {
+        Err(mut diag) => {
+            if cpp
+                && (diag.contains("exceptions disabled")
+                    || diag.contains("__cxa_throw")
+                    || diag.contains("__cxa_allocate_exception"))
+            {
+                diag.push_str("\nnote: C++ exceptions are not available (programs are built with -fno-exceptions for WebAssembly); avoid throw/try/catch");
+            }
+            Ok(Compiled::Error(diag))
+        }
+        Ok(()) => {
+            let bytes = std::fs::read(work.path().join("main.wasm"))
+                .map_err(|e| Error::host(format!("cannot read clang output: {e}")))?;
+            Ok(Compiled::Wasm(bytes))
+        }
+    }
+}
