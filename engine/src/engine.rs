@@ -38,6 +38,11 @@ pub struct EngineConfig {
     /// Where compiled wasm (from sources), built runners and precompiled artifacts are
     /// cached. By default none (nothing is cached on disk).
     pub cache_dir: Option<PathBuf>,
+    /// Pre-allocate instance slots (memories, tables, fiber stacks) for this many concurrent
+    /// sandboxes: the pooling allocator with copy-on-write memory images, which makes each run
+    /// cheaper. By default `None` (each run maps its own memory and stack: best for a single
+    /// run per process, like the CLI's `run`).
+    pub pool: Option<u32>,
     /// Test-only weakening: stat results carry the host's raw timestamps and inode hashes.
     #[cfg(feature = "weaken-for-tests")]
     #[doc(hidden)]
@@ -49,10 +54,18 @@ impl Default for EngineConfig {
         EngineConfig {
             temp_root: std::env::temp_dir(),
             cache_dir: None,
+            pool: None,
             #[cfg(feature = "weaken-for-tests")]
             leak_host_metadata: false,
         }
     }
+}
+
+/// A link error with its whole context chain (which names the import), on one line.
+fn link_error(e: &wasmtime::Error) -> String {
+    let mut parts: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    parts.dedup();
+    crate::report::scrub_host_paths(&parts.join(": "))
 }
 
 /// The wasm features corral accepts: what compilers emit, without threads, shared memory,
@@ -72,8 +85,31 @@ pub fn wasm_features() -> WasmFeatures {
         | WasmFeatures::BULK_MEMORY_OPT
 }
 
-fn wasmtime_config() -> Config {
+fn wasmtime_config(pool: Option<u32>) -> Config {
     let mut c = Config::new();
+    if let Some(n) = pool {
+        let n = n.max(1);
+        let mut p = wasmtime::PoolingAllocationConfig::new();
+        // Components (the language runners) hold several core instances, memories and
+        // tables each; a core module holds one of each.
+        p.total_core_instances(n.saturating_mul(8))
+            .total_component_instances(n)
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(4))
+            .total_stacks(n)
+            .max_core_instances_per_component(MAX_COMPONENT_INSTANCES as u32)
+            .max_memories_per_component(MAX_COMPONENT_INSTANCES as u32)
+            .max_tables_per_component(MAX_COMPONENT_INSTANCES as u32)
+            .max_memory_size(4 << 30)
+            .table_elements(1_000_000)
+            .max_core_instance_size(16 << 20)
+            .max_component_instance_size(16 << 20)
+            .max_unused_warm_slots(n.min(256))
+            .linear_memory_keep_resident(64 << 10)
+            .async_stack_keep_resident(64 << 10);
+        c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(p));
+        c.memory_init_cow(true);
+    }
     c.strategy(Strategy::Cranelift)
         .consume_fuel(true)
         .epoch_interruption(true)
@@ -202,7 +238,7 @@ impl Engine {
     ///
     /// wasmtime rejects the configuration (a build defect) or the linker cannot be built.
     pub fn new(config: EngineConfig) -> Result<Engine, Error> {
-        let wasmtime = wasmtime::Engine::new(&wasmtime_config())
+        let wasmtime = wasmtime::Engine::new(&wasmtime_config(config.pool))
             .map_err(|e| Error::host(format!("cannot configure wasmtime: {e}")))?;
         let mut linker = Linker::new(&wasmtime);
         capability::add_to_linker(&mut linker)
@@ -457,7 +493,7 @@ impl Engine {
                 let module = Module::from_binary(&self.inner.wasmtime, bytes)
                     .map_err(|e| Rejection(format!("the module failed to compile: {e}")))?;
                 let pre = self.inner.linker.instantiate_pre(&module).map_err(|e| {
-                    Rejection(format!("the module cannot be linked: {}", e.root_cause()))
+                    Rejection(format!("the module cannot be linked: {}", link_error(&e)))
                 })?;
                 Ok(Compiled::Core(pre))
             }

@@ -577,12 +577,27 @@ fn new_store<T: GatedState>(
         }
     });
     store.set_epoch_deadline(1);
-    store.call_hook(|mut cx, hook| {
-        if matches!(hook, CallHook::CallingHost) {
-            let remaining = cx.get_fuel()?;
-            let data = cx.data_mut();
-            let consumed = data.fuel_budget().saturating_sub(remaining);
-            data.gate_core().clock.set_fuel_consumed(consumed);
+    // The gate needs the fuel consumed at each host call (its clock and trail), and each
+    // call the gate records owes HOST_CALL_FUEL. wasmtime also runs this hook around its own
+    // libcalls (memory growth, traps, epoch interrupts at wall-clock-dependent moments), so
+    // fuel is only charged for what the gate recorded, never per hook invocation.
+    store.call_hook(move |mut cx, hook| {
+        match hook {
+            CallHook::CallingHost => {
+                let remaining = cx.get_fuel()?;
+                let data = cx.data_mut();
+                let consumed = data.fuel_budget().saturating_sub(remaining);
+                data.gate_core().clock.set_fuel_consumed(consumed);
+            }
+            CallHook::ReturningFromHost => {
+                let owed = std::mem::take(&mut cx.data_mut().gate_core().pending_fuel);
+                if owed > 0 {
+                    let remaining = cx.get_fuel()?;
+                    // Out of fuel here makes the next fuel check trap (limit = fuel).
+                    cx.set_fuel(remaining.saturating_sub(owed))?;
+                }
+            }
+            _ => {}
         }
         Ok(())
     });

@@ -277,6 +277,10 @@ pub(crate) fn classify(result: &wasmtime::Result<()>, limits: &LimitFlags) -> Ve
         return match stop {
             GateStop::Denied(why) => Verdict::Denied(why.clone()),
             GateStop::Limit(kind) => Verdict::Limit(limits.first().unwrap_or(*kind)),
+            GateStop::BadHostCall(_) => match limits.first() {
+                Some(l) => Verdict::Limit(l),
+                None => Verdict::Trap(TrapKind::BadHostCall),
+            },
         };
     }
     if let Some(first) = limits.first() {

@@ -74,6 +74,7 @@ fn setup_with(leak: bool) -> Result<Setup, Failed> {
         temp_root: root.join("tmp"),
         cache_dir: Some(support::cache_dir()),
         leak_host_metadata: leak,
+        ..EngineConfig::default()
     })
     .map_err(|e| e.to_string())?;
     let store = Store::new(root.join("store"));

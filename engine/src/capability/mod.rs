@@ -37,6 +37,8 @@ pub(crate) enum GateStop {
     Denied(String),
     /// A limit that ends the run at once.
     Limit(LimitKind),
+    /// A host call with arguments it cannot accept (WASI defines these as traps).
+    BadHostCall(String),
 }
 
 impl fmt::Display for GateStop {
@@ -44,11 +46,21 @@ impl fmt::Display for GateStop {
         match self {
             GateStop::Denied(why) => write!(f, "call denied: {why}"),
             GateStop::Limit(kind) => write!(f, "limit reached: {kind}"),
+            GateStop::BadHostCall(why) => write!(f, "bad host call: {why}"),
         }
     }
 }
 
 impl std::error::Error for GateStop {}
+
+/// Fuel charged for every host call, on top of the guest's own instructions: host work is
+/// real work, and without a price a guest could spin on cheap host calls (`sched_yield`,
+/// zero-length sleeps) until the wall clock, a non-deterministic limit, stopped it.
+pub const HOST_CALL_FUEL: u64 = 4096;
+
+/// Longest path a guest may pass (bytes). Checked by the gate itself, so the answer never
+/// depends on which path resolver the host kernel offers.
+pub const MAX_PATH_BYTES: usize = 4096;
 
 /// What kind of object a guest descriptor refers to (mirrors wasmtime-wasi's table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +83,30 @@ pub(crate) struct FdInfo {
     pub(crate) file_writable: bool,
     /// Opened by the guest (counts against `open_files`), not stdio or a preopen.
     pub(crate) guest_opened: bool,
+    /// For files: the host identity of the file (shared by all descriptors to it).
+    pub(crate) file_id: Option<u64>,
+    /// For files: opened in append mode.
+    pub(crate) append: bool,
+}
+
+/// Where a write will land, for charging it: the file, where it starts, and the file's
+/// size before it. A write costs its length plus any hole it leaves before `start`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WritePlan {
+    pub(crate) file_id: u64,
+    pub(crate) start: u64,
+    pub(crate) size: u64,
+}
+
+impl WritePlan {
+    /// Bytes charged for writing `n` bytes (a sparse hole counts by its logical size).
+    pub(crate) fn charge(&self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            n.saturating_add(self.start.saturating_sub(self.size))
+        }
+    }
 }
 
 /// Write and creation quotas of one run.
@@ -131,6 +167,12 @@ pub(crate) struct GateCore {
     pub(crate) stdin_remaining: u64,
     /// Test-only weakening (see `EngineConfig::leak_host_metadata`).
     pub(crate) leak_host_metadata: bool,
+    /// Fuel owed for host calls made since the store last collected it.
+    pub(crate) pending_fuel: u64,
+    /// Known size of every file the guest writes, by host identity.
+    pub(crate) sizes: HashMap<u64, u64>,
+    /// Component runs: file output streams: rep → (file identity, position, append).
+    pub(crate) stream_pos: HashMap<u32, (u64, u64, bool)>,
     /// Component runs: descriptors the guest opened (resource reps).
     pub(crate) p2_open: std::collections::HashSet<u32>,
     /// Component runs: output streams that write into files.
@@ -160,6 +202,7 @@ impl GateCore {
     ) -> Option<GateStop> {
         let fuel = self.clock.fuel_consumed();
         self.trail.push(func, fuel, args, errno, result);
+        self.pending_fuel = self.pending_fuel.saturating_add(HOST_CALL_FUEL);
         if denied {
             self.trail.note_denial();
             if self.on_denial == OnDenial::EndRun {
@@ -167,6 +210,16 @@ impl GateCore {
             }
         }
         None
+    }
+
+    /// Records that a planned write of `n` bytes happened: charges it and updates the size.
+    pub(crate) fn after_write(&mut self, plan: WritePlan, n: u64) {
+        self.charge_write(plan.charge(n));
+        let end = plan.start.saturating_add(n);
+        let size = self.sizes.entry(plan.file_id).or_insert(plan.size);
+        if end > *size {
+            *size = end;
+        }
     }
 
     /// Whether writing `len` more bytes to a writable file fits the quota; notes the

@@ -12,7 +12,7 @@ use wiggle::{GuestMemory, GuestPtr};
 
 use super::audit::{Dig, Digest, ERRNO_TRAP};
 use super::clock::{MONO_START_NS, RESOLUTION_NS};
-use super::{DirEntry, FdInfo, FdKind, Gate, GateStop, RunState};
+use super::{DirEntry, FdInfo, FdKind, Gate, GateStop, RunState, WritePlan};
 
 type R<T> = Result<T, Error>;
 
@@ -81,6 +81,12 @@ fn first_write_len(mem: &GuestMemory<'_>, iovs: types::CiovecArray) -> u64 {
         }
     }
     0
+}
+
+/// Refuses paths longer than [`MAX_PATH_BYTES`](super::MAX_PATH_BYTES) before the host sees
+/// them (so the answer does not depend on the host's path resolver).
+fn too_long(p: GuestPtr<str>) -> bool {
+    p.len() as usize > super::MAX_PATH_BYTES
 }
 
 fn path_bytes(mem: &GuestMemory<'_>, p: GuestPtr<str>) -> Vec<u8> {
@@ -202,19 +208,39 @@ impl Gate {
         (!self.core.create_fits()).then(|| Errno::Nospc.into())
     }
 
-    /// Checks the byte quota before writing `len` bytes (or extending by `len`) through `fd`.
-    fn bytes_blocked(&mut self, fd: types::Fd, len: u64) -> Option<Error> {
+    /// Where a write through `fd` will land (`offset` for `fd_pwrite`): `None` for
+    /// anything but a writable file.
+    fn write_plan(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        offset: Option<u64>,
+    ) -> Option<WritePlan> {
         let info = self.fd_info(fd)?;
         if info.kind != FdKind::File || !info.file_writable {
             return None;
         }
-        (!self.core.write_fits(len)).then(|| Errno::Nospc.into())
+        let file_id = info.file_id?;
+        let size = *self.core.sizes.get(&file_id)?;
+        let start = if info.append {
+            size
+        } else {
+            match offset {
+                Some(o) => o,
+                None => self.wasi.fd_tell(mem, fd).ok()?,
+            }
+        };
+        Some(WritePlan {
+            file_id,
+            start,
+            size,
+        })
     }
 
-    fn charge_bytes(&mut self, fd: types::Fd, n: u64) {
-        if self.fd_info(fd).is_some_and(|i| i.kind == FdKind::File) {
-            self.core.charge_write(n);
-        }
+    /// Checks the byte quota before a write of `len` bytes following `plan`.
+    fn bytes_blocked(&mut self, plan: Option<WritePlan>, len: u64) -> Option<Error> {
+        let plan = plan?;
+        (!self.core.write_fits(plan.charge(len))).then(|| Errno::Nospc.into())
     }
 
     /// Reads the whole directory behind `fd` through wasmtime-wasi into host memory, then
@@ -459,19 +485,22 @@ impl WasiSnapshotPreview1 for Gate {
         size: types::Filesize,
     ) -> R<()> {
         let args = Dig::new().u64(fdv(fd)).u64(size).finish();
-        let current = match self.wasi.fd_filestat_get(mem, fd).await {
-            Ok(s) => s.size,
+        let (current, id) = match self.wasi.fd_filestat_get(mem, fd).await {
+            Ok(s) => (s.size, s.ino),
             Err(e) => return self.done("fd_filestat_set_size", args, Err(e), |_| none()),
         };
         let growth = size.saturating_sub(current);
-        if growth > 0
-            && let Some(e) = self.bytes_blocked(fd, growth)
-        {
+        let writable = self
+            .fd_info(fd)
+            .is_some_and(|i| i.kind == FdKind::File && i.file_writable);
+        if growth > 0 && writable && !self.core.write_fits(growth) {
+            let e = Errno::Nospc.into();
             return self.done("fd_filestat_set_size", args, Err(e), |_| none());
         }
         let r = self.wasi.fd_filestat_set_size(mem, fd, size).await;
         if r.is_ok() {
-            self.charge_bytes(fd, growth);
+            self.core.charge_write(growth);
+            self.core.sizes.insert(id, size);
         }
         self.done("fd_filestat_set_size", args, r, |_| none())
     }
@@ -566,12 +595,13 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(fdv(fd))
             .bytes(&ciovs_digest(mem, ciovs).0)
             .finish();
-        if let Some(e) = self.bytes_blocked(fd, first_write_len(mem, ciovs)) {
+        let plan = self.write_plan(mem, fd, None);
+        if let Some(e) = self.bytes_blocked(plan, first_write_len(mem, ciovs)) {
             return self.done("fd_write", args, Err(e), |_| none());
         }
         let r = self.wasi.fd_write(mem, fd, ciovs).await;
-        if let Ok(n) = &r {
-            self.charge_bytes(fd, (*n).into());
+        if let (Ok(n), Some(plan)) = (&r, plan) {
+            self.core.after_write(plan, (*n).into());
         }
         self.done("fd_write", args, r, |n| scalar((*n).into()))
     }
@@ -588,12 +618,13 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(offset)
             .bytes(&ciovs_digest(mem, ciovs).0)
             .finish();
-        if let Some(e) = self.bytes_blocked(fd, first_write_len(mem, ciovs)) {
+        let plan = self.write_plan(mem, fd, Some(offset));
+        if let Some(e) = self.bytes_blocked(plan, first_write_len(mem, ciovs)) {
             return self.done("fd_pwrite", args, Err(e), |_| none());
         }
         let r = self.wasi.fd_pwrite(mem, fd, ciovs, offset).await;
-        if let Ok(n) = &r {
-            self.charge_bytes(fd, (*n).into());
+        if let (Ok(n), Some(plan)) = (&r, plan) {
+            self.core.after_write(plan, (*n).into());
         }
         self.done("fd_pwrite", args, r, |n| scalar((*n).into()))
     }
@@ -735,6 +766,14 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(fdv(dirfd))
             .bytes(&path_bytes(mem, path))
             .finish();
+        if too_long(path) {
+            return self.done(
+                "path_create_directory",
+                args,
+                Err(Errno::Nametoolong.into()),
+                |_| none(),
+            );
+        }
         if let Some(e) = self.creation_blocked(mem, dirfd, path).await {
             return self.done("path_create_directory", args, Err(e), |_| none());
         }
@@ -757,6 +796,14 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(flags.bits().into())
             .bytes(&path_bytes(mem, path))
             .finish();
+        if too_long(path) {
+            return self.done(
+                "path_filestat_get",
+                args,
+                Err(Errno::Nametoolong.into()),
+                |_| none(),
+            );
+        }
         let r = self.wasi.path_filestat_get(mem, dirfd, flags, path).await;
         let r = r.map(|s| self.virt_stat(s));
         self.done("path_filestat_get", args, r, filestat_digest)
@@ -780,6 +827,14 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(mtim)
             .u64(fst.bits().into())
             .finish();
+        if too_long(path) {
+            return self.done(
+                "path_filestat_set_times",
+                args,
+                Err(Errno::Nametoolong.into()),
+                |_| none(),
+            );
+        }
         let r = match times_of(atim, mtim, fst, self.core.clock.wall_now()) {
             Err(e) => Err(e),
             Ok((a, m)) => match self.fd_info(dirfd) {
@@ -816,6 +871,11 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(fdv(target_fd))
             .bytes(&path_bytes(mem, target_path))
             .finish();
+        if too_long(src_path) || too_long(target_path) {
+            return self.done("path_link", args, Err(Errno::Nametoolong.into()), |_| {
+                none()
+            });
+        }
         if let Some(e) = self.creation_blocked(mem, target_fd, target_path).await {
             return self.done("path_link", args, Err(e), |_| none());
         }
@@ -849,6 +909,11 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(inheriting.bits())
             .u64(fdflags.bits().into())
             .finish();
+        if too_long(path) {
+            return self.done("path_open", args, Err(Errno::Nametoolong.into()), |_| {
+                none()
+            });
+        }
         if !self.core.open_fits() {
             return self.done("path_open", args, Err(Errno::Mfile.into()), |_| none());
         }
@@ -886,6 +951,16 @@ impl WasiSnapshotPreview1 for Gate {
                 ),
                 Err(_) => (FdKind::File, false),
             };
+            // Writable files: remember their identity and size, to charge writes by how far
+            // they extend the file.
+            let mut file_id = None;
+            if kind == FdKind::File
+                && file_writable
+                && let Ok(st) = self.wasi.fd_filestat_get(mem, *new_fd).await
+            {
+                self.core.sizes.insert(st.ino, st.size);
+                file_id = Some(st.ino);
+            }
             self.core.fds.insert(
                 u32::from(*new_fd),
                 FdInfo {
@@ -893,6 +968,8 @@ impl WasiSnapshotPreview1 for Gate {
                     dir_writable,
                     file_writable,
                     guest_opened: true,
+                    file_id,
+                    append: fdflags.contains(types::Fdflags::APPEND),
                 },
             );
             self.core.listings.remove(&u32::from(*new_fd));
@@ -914,6 +991,14 @@ impl WasiSnapshotPreview1 for Gate {
             .bytes(&path_bytes(mem, path))
             .u64(buf_len.into())
             .finish();
+        if too_long(path) {
+            return self.done(
+                "path_readlink",
+                args,
+                Err(Errno::Nametoolong.into()),
+                |_| none(),
+            );
+        }
         let r = self
             .wasi
             .path_readlink(mem, dirfd, path, buf, buf_len)
@@ -935,6 +1020,14 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(fdv(dirfd))
             .bytes(&path_bytes(mem, path))
             .finish();
+        if too_long(path) {
+            return self.done(
+                "path_remove_directory",
+                args,
+                Err(Errno::Nametoolong.into()),
+                |_| none(),
+            );
+        }
         let r = self.wasi.path_remove_directory(mem, dirfd, path).await;
         self.done("path_remove_directory", args, r, |_| none())
     }
@@ -953,6 +1046,11 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(fdv(dest_fd))
             .bytes(&path_bytes(mem, dest_path))
             .finish();
+        if too_long(src_path) || too_long(dest_path) {
+            return self.done("path_rename", args, Err(Errno::Nametoolong.into()), |_| {
+                none()
+            });
+        }
         let r = self
             .wasi
             .path_rename(mem, src_fd, src_path, dest_fd, dest_path)
@@ -972,6 +1070,11 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(fdv(dirfd))
             .bytes(&path_bytes(mem, dest_path))
             .finish();
+        if too_long(src_path) || too_long(dest_path) {
+            return self.done("path_symlink", args, Err(Errno::Nametoolong.into()), |_| {
+                none()
+            });
+        }
         if let Some(e) = self.creation_blocked(mem, dirfd, dest_path).await {
             return self.done("path_symlink", args, Err(e), |_| none());
         }
@@ -995,6 +1098,14 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(fdv(dirfd))
             .bytes(&path_bytes(mem, path))
             .finish();
+        if too_long(path) {
+            return self.done(
+                "path_unlink_file",
+                args,
+                Err(Errno::Nametoolong.into()),
+                |_| none(),
+            );
+        }
         let r = self.wasi.path_unlink_file(mem, dirfd, path).await;
         self.done("path_unlink_file", args, r, |_| none())
     }
@@ -1017,11 +1128,17 @@ impl WasiSnapshotPreview1 for Gate {
     }
 
     fn proc_exit(&mut self, mem: &mut GuestMemory<'_>, status: types::Exitcode) -> wasmtime::Error {
-        let fuel = self.core.clock.fuel_consumed();
-        self.core
-            .trail
-            .push("proc_exit", fuel, scalar(status.into()), ERRNO_TRAP, none());
-        self.wasi.proc_exit(mem, status)
+        let _ = mem;
+        self.core.record(
+            "proc_exit",
+            scalar(status.into()),
+            ERRNO_TRAP,
+            none(),
+            false,
+        );
+        // The raw i32 is the exit code (wasmtime-wasi refuses statuses >= 126 with a plain
+        // error; corral reports every status as the guest gave it).
+        wasmtime::Error::new(wasmtime_wasi::I32Exit(status as i32))
     }
 
     fn proc_raise(&mut self, mem: &mut GuestMemory<'_>, sig: types::Signal) -> R<()> {
@@ -1039,6 +1156,13 @@ impl WasiSnapshotPreview1 for Gate {
         buf: GuestPtr<u8>,
         buf_len: types::Size,
     ) -> R<()> {
+        if u64::from(buf_len) > super::wasi::MAX_RANDOM_BYTES {
+            let r = Err(stop(GateStop::BadHostCall(format!(
+                "random_get of {buf_len} bytes (at most {} per call)",
+                super::wasi::MAX_RANDOM_BYTES
+            ))));
+            return self.done("random_get", scalar(buf_len.into()), r, |_| none());
+        }
         let r = self.wasi.random_get(mem, buf, buf_len);
         let digest = if r.is_ok() {
             bytes_at(mem, buf, buf_len)

@@ -296,13 +296,39 @@ impl GateView<'_> {
         Some(fst::ErrorCode::InsufficientSpace.into())
     }
 
-    /// Byte-quota check for a write of `len` through `fd`.
-    async fn bytes_blocked(&mut self, fd: &Resource<fst::Descriptor>, len: u64) -> Option<FsError> {
+    /// Byte-quota check for a write of `charge` bytes through `fd`.
+    async fn bytes_blocked(
+        &mut self,
+        fd: &Resource<fst::Descriptor>,
+        charge: u64,
+    ) -> Option<FsError> {
         let q = self.core.quota;
-        if q.fs_bytes_used.saturating_add(len) <= q.fs_bytes_max || !self.mutable(fd).await {
+        if q.fs_bytes_used.saturating_add(charge) <= q.fs_bytes_max || !self.mutable(fd).await {
             return None;
         }
-        (!self.core.write_fits(len)).then(|| fst::ErrorCode::InsufficientSpace.into())
+        (!self.core.write_fits(charge)).then(|| fst::ErrorCode::InsufficientSpace.into())
+    }
+
+    /// Where a write at `offset` through `fd` lands: the file's (dev, ino) and its size (from
+    /// the tracked sizes, else one `fstat`). `None` for directories.
+    fn write_plan(
+        &mut self,
+        fd: &Resource<fst::Descriptor>,
+        offset: u64,
+    ) -> Option<super::WritePlan> {
+        use std::os::unix::fs::MetadataExt;
+        let b: Resource<wasmtime_wasi::filesystem::Descriptor> = Resource::new_borrow(fd.rep());
+        let wasmtime_wasi::filesystem::Descriptor::File(f) = self.table.get(&b).ok()? else {
+            return None;
+        };
+        let meta = f.file.metadata().ok()?;
+        let id = meta.dev().rotate_left(32) ^ meta.ino();
+        let size = self.core.sizes.get(&id).copied().unwrap_or(meta.len());
+        Some(super::WritePlan {
+            file_id: id,
+            start: offset,
+            size,
+        })
     }
 }
 
@@ -639,21 +665,46 @@ impl GateView<'_> {
         self.core.file_streams.contains(&s.rep())
     }
 
-    /// Quota check before `len` bytes go into an output stream.
+    /// The write plan of a file output stream (where its next write lands).
+    fn stream_plan(&self, s: &Resource<DynOutputStream>) -> Option<super::WritePlan> {
+        let (id, pos, append) = *self.core.stream_pos.get(&s.rep())?;
+        let size = *self.core.sizes.get(&id)?;
+        let start = if append { size } else { pos };
+        Some(super::WritePlan {
+            file_id: id,
+            start,
+            size,
+        })
+    }
+
+    /// Quota check before `len` bytes go into an output stream (a hole counts too).
     fn stream_write_blocked(
         &mut self,
         s: &Resource<DynOutputStream>,
         len: u64,
     ) -> Option<StreamError> {
-        if !self.is_file_stream(s) || self.core.write_fits(len) {
+        if !self.is_file_stream(s) {
+            return None;
+        }
+        let charge = self.stream_plan(s).map_or(len, |p| p.charge(len));
+        if self.core.write_fits(charge) {
             return None;
         }
         Some(StreamError::LastOperationFailed(nospc().into()))
     }
 
     fn charge_stream(&mut self, s: &Resource<DynOutputStream>, n: u64) {
-        if self.is_file_stream(s) {
-            self.core.charge_write(n);
+        if !self.is_file_stream(s) {
+            return;
+        }
+        match self.stream_plan(s) {
+            Some(p) => {
+                self.core.after_write(p, n);
+                if let Some(e) = self.core.stream_pos.get_mut(&s.rep()) {
+                    e.1 = p.start.saturating_add(n);
+                }
+            }
+            None => self.core.charge_write(n),
         }
     }
 }
@@ -665,6 +716,7 @@ fn borrow_out(s: &Resource<DynOutputStream>) -> Resource<DynOutputStream> {
 impl streams::HostOutputStream for GateView<'_> {
     async fn drop(&mut self, s: Resource<DynOutputStream>) -> wasmtime::Result<()> {
         self.core.file_streams.remove(&s.rep());
+        self.core.stream_pos.remove(&s.rep());
         streams::HostOutputStream::drop(self.table, s).await
     }
 
@@ -981,9 +1033,13 @@ impl fst::HostDescriptor for GateView<'_> {
         {
             return self.fs_done("descriptor.set-size", args, Err(e), |_| none());
         }
+        let id = self.write_plan(&fd, 0).map(|p| p.file_id);
         let r = fst::HostDescriptor::set_size(&mut self.filesystem(), fd, size).await;
         if r.is_ok() {
             self.core.charge_write(growth);
+            if let Some(id) = id {
+                self.core.sizes.insert(id, size);
+            }
         }
         self.fs_done("descriptor.set-size", args, r, |_| none())
     }
@@ -1362,9 +1418,16 @@ impl fst::HostDescriptor for GateView<'_> {
         offset: u64,
     ) -> FsResult<Resource<DynOutputStream>> {
         let args = Dig::new().u64(fd.rep().into()).u64(offset).finish();
+        let plan = self.write_plan(&fd, offset);
         let r = fst::HostDescriptor::write_via_stream(&mut self.filesystem(), fd, offset);
         if let Ok(s) = &r {
             self.core.file_streams.insert(s.rep());
+            if let Some(p) = plan {
+                self.core.sizes.entry(p.file_id).or_insert(p.size);
+                self.core
+                    .stream_pos
+                    .insert(s.rep(), (p.file_id, offset, false));
+            }
         }
         self.fs_done("descriptor.write-via-stream", args, r, |_| none())
     }
@@ -1374,9 +1437,14 @@ impl fst::HostDescriptor for GateView<'_> {
         fd: Resource<fst::Descriptor>,
     ) -> FsResult<Resource<DynOutputStream>> {
         let args = Dig::new().u64(fd.rep().into()).finish();
+        let plan = self.write_plan(&fd, 0);
         let r = fst::HostDescriptor::append_via_stream(&mut self.filesystem(), fd);
         if let Ok(s) = &r {
             self.core.file_streams.insert(s.rep());
+            if let Some(p) = plan {
+                self.core.sizes.entry(p.file_id).or_insert(p.size);
+                self.core.stream_pos.insert(s.rep(), (p.file_id, 0, true));
+            }
         }
         self.fs_done("descriptor.append-via-stream", args, r, |_| none())
     }

@@ -159,6 +159,8 @@ fn common(s: &WasiSetup<'_>) -> Result<Common, Error> {
         dir_writable: false,
         file_writable: false,
         guest_opened: false,
+        file_id: None,
+        append: false,
     };
     let mut fds = BTreeMap::new();
     fds.insert(0, stdio(FdKind::Stdin));
@@ -172,6 +174,8 @@ fn common(s: &WasiSetup<'_>) -> Result<Common, Error> {
                 dir_writable: p.writable,
                 file_writable: false,
                 guest_opened: false,
+                file_id: None,
+                append: false,
             },
         );
     }
@@ -194,6 +198,9 @@ fn common(s: &WasiSetup<'_>) -> Result<Common, Error> {
         listings: HashMap::new(),
         stdin_remaining: s.stdin.len() as u64,
         leak_host_metadata: s.leak_host_metadata,
+        pending_fuel: 0,
+        sizes: HashMap::new(),
+        stream_pos: HashMap::new(),
         p2_open: Default::default(),
         file_streams: Default::default(),
         p2_listings: HashMap::new(),
