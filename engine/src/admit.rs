@@ -33,6 +33,9 @@ pub struct ModuleInfo {
     pub memory_min_bytes: u64,
     /// `module::name` of every import, in order (core modules).
     pub imports: Vec<String>,
+    /// Core instances created when instantiating it: 1 for a core module; for a component
+    /// the number of core `instantiate` declarations (nested components included).
+    pub core_instances: u64,
 }
 
 /// Why a module was not admitted. Displayed as one lowercase sentence.
@@ -235,6 +238,7 @@ pub fn admit_core(
         functions,
         memory_min_bytes,
         imports: imports_seen,
+        core_instances: 1,
     })
 }
 
@@ -265,9 +269,19 @@ pub fn admit_component(
         .map_err(|e| Rejection(format!("invalid component: {e}")))?;
     let mut functions = 0u64;
     let mut memory_min_pages = 0u64;
+    let mut core_instances = 0u64;
     for payload in Parser::new(0).parse_all(bytes) {
         match payload.map_err(|e| Rejection(format!("invalid component: {e}")))? {
             Payload::FunctionSection(r) => functions += u64::from(r.count()),
+            Payload::InstanceSection(r) => {
+                for i in r {
+                    if let wasmparser::Instance::Instantiate { .. } =
+                        i.map_err(|e| Rejection(format!("invalid component: {e}")))?
+                    {
+                        core_instances += 1;
+                    }
+                }
+            }
             Payload::MemorySection(r) => {
                 for m in r {
                     let m = m.map_err(|e| Rejection(format!("invalid component: {e}")))?;
@@ -296,6 +310,7 @@ pub fn admit_component(
         functions,
         memory_min_bytes,
         imports: Vec::new(),
+        core_instances,
     })
 }
 

@@ -43,6 +43,10 @@ pub struct EngineConfig {
     /// cheaper. By default `None` (each run maps its own memory and stack: best for a single
     /// run per process, like the CLI's `run`).
     pub pool: Option<u32>,
+    /// How often the epoch ticker runs: the granularity of the wall-clock backstop and the
+    /// time slice after which a running guest yields to others on the same thread. Verdicts
+    /// other than `limit = wall_time` never depend on it. By default [`EPOCH_TICK`].
+    pub epoch_tick: Duration,
     /// Test-only weakening: stat results carry the host's raw timestamps and inode hashes.
     #[cfg(feature = "weaken-for-tests")]
     #[doc(hidden)]
@@ -55,6 +59,7 @@ impl Default for EngineConfig {
             temp_root: std::env::temp_dir(),
             cache_dir: None,
             pool: None,
+            epoch_tick: EPOCH_TICK,
             #[cfg(feature = "weaken-for-tests")]
             leak_host_metadata: false,
         }
@@ -88,11 +93,11 @@ pub fn wasm_features() -> WasmFeatures {
 fn wasmtime_config(pool: Option<u32>) -> Config {
     let mut c = Config::new();
     if let Some(n) = pool {
-        let n = n.max(1);
+        let n = pool_slots(n);
         let mut p = wasmtime::PoolingAllocationConfig::new();
         // Components (the language runners) hold several core instances, memories and
         // tables each; a core module holds one of each.
-        p.total_core_instances(n.saturating_mul(8))
+        p.total_core_instances(n.saturating_mul(CORE_INSTANCES_PER_SLOT))
             .total_component_instances(n)
             .total_memories(n.saturating_mul(2))
             .total_tables(n.saturating_mul(4))
@@ -125,6 +130,15 @@ fn wasmtime_config(pool: Option<u32>) -> Config {
     c
 }
 
+/// Core instances per pool slot: a core module needs one, the Python runner 14.
+const CORE_INSTANCES_PER_SLOT: u32 = 16;
+
+/// Pool slots for a requested size: at least enough for one component with the most core
+/// instances a run may create ([`MAX_COMPONENT_INSTANCES`]).
+fn pool_slots(n: u32) -> u32 {
+    n.max(MAX_COMPONENT_INSTANCES as u32 / CORE_INSTANCES_PER_SLOT)
+}
+
 struct Inner {
     artifacts: Option<crate::artifact::ArtifactCache>,
     wasmtime: wasmtime::Engine,
@@ -133,6 +147,9 @@ struct Inner {
     modules: Mutex<HashMap<ModuleHash, (ModuleInfo, Arc<Compiled>)>>,
     config: EngineConfig,
     ticker: OnceLock<()>,
+    /// With a pool: one permit per instance slot, so runs beyond the pool wait for a free
+    /// slot instead of failing.
+    slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 pub(crate) enum Compiled {
@@ -261,6 +278,9 @@ impl Engine {
                 linker,
                 component_linker,
                 modules: Mutex::new(HashMap::new()),
+                slots: config
+                    .pool
+                    .map(|n| Arc::new(tokio::sync::Semaphore::new(pool_slots(n) as usize))),
                 config,
                 ticker: OnceLock::new(),
             }),
@@ -305,16 +325,35 @@ impl Engine {
     }
 
     /// Starts the epoch ticker thread once (it stops when the engine is dropped).
+    /// Waits for free instance slots for one run of `module` (engines with a pool: one slot,
+    /// or more for a component with many core instances); they are held until the permit
+    /// is dropped.
+    pub(crate) async fn slot(
+        &self,
+        module: &GuestModule,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let slots = self.inner.slots.clone()?;
+        let total = pool_slots(self.inner.config.pool.unwrap_or(1));
+        let need = module
+            .info()
+            .core_instances
+            .div_ceil(u64::from(CORE_INSTANCES_PER_SLOT))
+            .clamp(1, u64::from(total));
+        // The semaphore is never closed.
+        slots.acquire_many_owned(need as u32).await.ok()
+    }
+
     pub(crate) fn ensure_ticker(&self) {
         self.inner.ticker.get_or_init(|| {
             let weak = self.inner.wasmtime.weak();
+            let tick = self.config().epoch_tick;
             let _ = std::thread::Builder::new()
                 .name("corral-epoch".into())
                 .spawn(move || {
                     while let Some(engine) = weak.upgrade() {
                         engine.increment_epoch();
                         drop(engine);
-                        std::thread::sleep(EPOCH_TICK);
+                        std::thread::sleep(tick);
                     }
                 });
         });

@@ -50,6 +50,7 @@ pub(crate) mod capability;
 pub mod compile;
 mod engine;
 mod error;
+pub mod eval;
 pub mod policy;
 pub mod record;
 pub mod replay;
@@ -61,7 +62,7 @@ mod verdict;
 
 pub use admit::{BinaryKind, ModuleInfo, Rejection};
 pub use capability::audit::{AuditTrail, Checkpoint, Digest, Event};
-pub use engine::{Engine, EngineConfig, GuestModule, wasm_features};
+pub use engine::{EPOCH_TICK, Engine, EngineConfig, GuestModule, wasm_features};
 pub use error::{Error, ErrorKind, Result};
 pub use policy::{Policy, PolicyError};
 pub use report::{CallSummary, ModuleHash, RunReport, scrub_host_paths};

@@ -490,11 +490,16 @@ pub async fn replay(
         None => Vec::new(),
     };
 
+    let input = match &record.inputs.input {
+        Some(b) => Some(std::sync::Arc::<[u8]>::from(src.blob(b)?)),
+        None => None,
+    };
     let mut builder = engine
         .sandbox(&module, &policy)
         .argv0(argv[0].clone())
         .args(argv[1..].iter().cloned())
         .stdin(stdin.clone())
+        .input(input.clone())
         .seed(record.inputs.seed);
     for (k, v) in &env {
         builder = builder.env(k.clone(), v.clone());
@@ -507,6 +512,7 @@ pub async fn replay(
         env,
         stdin,
         seed: record.inputs.seed,
+        input,
         inputs: Vec::new(),
         rw_dirs: Vec::new(),
     };

@@ -80,6 +80,10 @@ pub struct RunReport {
     pub wall_time: Duration,
     /// Chained hash over the gate's call trail (`blake3:` hex).
     pub trail_hash: Option<String>,
+    /// The structured result the guest reported (`corral_v1::result_write`).
+    pub result: Option<String>,
+    /// Metrics the guest reported (`corral_v1::metric`).
+    pub metrics: BTreeMap<String, f64>,
 }
 
 impl RunReport {
@@ -100,6 +104,8 @@ impl RunReport {
             diagnostics: None,
             wall_time: Duration::ZERO,
             trail_hash: None,
+            result: None,
+            metrics: BTreeMap::new(),
         }
     }
 
@@ -153,6 +159,8 @@ impl RunReport {
         );
         m.insert("diagnostics".into(), json!(self.diagnostics));
         m.insert("trail_hash".into(), json!(self.trail_hash));
+        m.insert("result".into(), json!(self.result));
+        m.insert("metrics".into(), json!(self.metrics));
         m.insert(
             "wall_time_ms".into(),
             json!(self.wall_time.as_secs_f64() * 1000.0),

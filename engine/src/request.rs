@@ -37,6 +37,8 @@ pub struct RunRequest {
     pub seed: u64,
     /// Keep input bytes for a record.
     pub keep_inputs: bool,
+    /// The case input offered through `corral_v1` (the guest SDK).
+    pub input: Option<std::sync::Arc<[u8]>>,
 }
 
 impl RunRequest {
@@ -58,6 +60,7 @@ impl RunRequest {
             dirs: Vec::new(),
             seed: 0,
             keep_inputs: false,
+            input: None,
         }
     }
 }
@@ -71,6 +74,23 @@ pub struct Outcome {
     pub module: Option<GuestModule>,
     /// The trail and inputs, when the guest ran.
     pub run: Option<(AuditTrail, RunInputs)>,
+}
+
+/// `` `NAME` failed to compile: FIRST ERROR `` (the first line that says `error`, else the
+/// first line).
+fn compile_message(name: &str, diag: &str) -> String {
+    let first = diag
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("error") || l.starts_with("the compiler"))
+        .or_else(|| diag.lines().map(str::trim).find(|l| !l.is_empty()))
+        .unwrap_or("");
+    let first: String = first.chars().take(200).collect();
+    if first.is_empty() {
+        format!("`{name}` failed to compile")
+    } else {
+        format!("`{name}` failed to compile: {first}")
+    }
 }
 
 fn early(verdict: Verdict, message: String) -> Outcome {
@@ -120,12 +140,16 @@ impl Engine {
     ///
     /// Host failures only; compile errors and rejections are verdicts.
     pub fn check_request(&self, req: &RunRequest) -> Result<Outcome, Error> {
-        Ok(self.prepare(req)?.0)
+        Ok(self.prepare_request(req)?.0)
     }
 
     /// Compiles and admits; returns the outcome so far and, for interpreted languages, the
     /// program text that becomes `argv[1]`.
-    fn prepare(&self, req: &RunRequest) -> Result<(Outcome, Option<String>), Error> {
+    ///
+    /// # Errors
+    ///
+    /// Host failures only.
+    pub fn prepare_request(&self, req: &RunRequest) -> Result<(Outcome, Option<String>), Error> {
         let compiled = compile::compile(
             req.language,
             &req.source,
@@ -147,7 +171,7 @@ impl Engine {
             Compiled::Error(diag) => {
                 let mut o = early(
                     Verdict::CompileError(diag.clone()),
-                    format!("`{}` failed to compile", req.name),
+                    compile_message(&req.name, &diag),
                 );
                 o.report.diagnostics = Some(diag);
                 return Ok((o, None));
@@ -192,7 +216,7 @@ impl Engine {
     /// grants) come back as an `invalid_input` verdict, compile errors and rejections as
     /// theirs.
     pub async fn run_request(&self, req: &RunRequest) -> Result<Outcome, Error> {
-        let (checked, program) = self.prepare(req)?;
+        let (checked, program) = self.prepare_request(req)?;
         let Some(module) = checked.module else {
             return Ok(checked);
         };
@@ -208,6 +232,7 @@ impl Engine {
             .args(req.args.iter().cloned())
             .stdin(req.stdin.clone())
             .seed(req.seed)
+            .input(req.input.clone())
             .keep_inputs(req.keep_inputs);
         for (k, v) in &req.env {
             b = b.env(k.clone(), v.clone());

@@ -98,6 +98,7 @@ pub struct SandboxBuilder<'a> {
     dirs: Vec<DirGrant>,
     seed: u64,
     keep_inputs: bool,
+    input: Option<std::sync::Arc<[u8]>>,
 }
 
 /// The inputs of a run that a record must keep to replay it.
@@ -111,6 +112,8 @@ pub struct RunInputs {
     pub stdin: Vec<u8>,
     /// Seed of the random and clock virtualisation.
     pub seed: u64,
+    /// The case input (`corral_v1`).
+    pub input: Option<std::sync::Arc<[u8]>>,
     /// Staged read-only inputs: guest path, directories, files (with bytes).
     pub inputs: Vec<StagedInput>,
     /// Whether any writable host directory was granted (such runs replay only if the
@@ -144,7 +147,15 @@ impl<'a> SandboxBuilder<'a> {
             dirs: Vec::new(),
             seed: 0,
             keep_inputs: false,
+            input: None,
         }
+    }
+
+    /// The case input the guest reads through `corral_v1::input_*` (the guest SDK). By
+    /// default none.
+    pub fn input(mut self, bytes: Option<std::sync::Arc<[u8]>>) -> Self {
+        self.input = bytes;
+        self
     }
 
     /// Keep the bytes of staged inputs in [`Finished::inputs`] (needed to write a run
@@ -268,6 +279,7 @@ impl<'a> SandboxBuilder<'a> {
             dirs: self.dirs,
             seed: self.seed,
             keep_inputs: self.keep_inputs,
+            input: self.input,
         })
     }
 }
@@ -284,6 +296,7 @@ pub struct Sandbox {
     dirs: Vec<DirGrant>,
     seed: u64,
     keep_inputs: bool,
+    input: Option<std::sync::Arc<[u8]>>,
 }
 
 /// A finished run: the report, the full audit trail and the inputs to record.
@@ -319,7 +332,6 @@ impl Sandbox {
     ///
     /// As [`Sandbox::run`].
     pub async fn run_full(self) -> Result<Finished, Error> {
-        let started = Instant::now();
         let temp_root = &self.engine.config().temp_root;
         let mut keep_alive: Vec<tempfile::TempDir> = Vec::new();
         let mut preopens = Vec::new();
@@ -328,6 +340,7 @@ impl Sandbox {
             env: self.env.clone(),
             stdin: self.stdin.clone(),
             seed: self.seed,
+            input: self.input.clone(),
             ..RunInputs::default()
         };
         for d in &self.dirs {
@@ -366,7 +379,7 @@ impl Sandbox {
                 }
             }
         }
-        self.run_with(started, preopens, keep_alive, inputs).await
+        self.run_with(preopens, keep_alive, inputs).await
     }
 
     /// Replays with inputs rebuilt from a record.
@@ -375,7 +388,6 @@ impl Sandbox {
         rebuilt: Vec<(String, tempfile::TempDir)>,
         inputs: RunInputs,
     ) -> Result<Finished, Error> {
-        let started = Instant::now();
         let mut keep_alive = Vec::new();
         let mut preopens = Vec::new();
         for (guest, dir) in rebuilt {
@@ -386,12 +398,11 @@ impl Sandbox {
             });
             keep_alive.push(dir);
         }
-        self.run_with(started, preopens, keep_alive, inputs).await
+        self.run_with(preopens, keep_alive, inputs).await
     }
 
     async fn run_with(
         self,
-        started: Instant,
         mut preopens: Vec<Preopen>,
         mut keep_alive: Vec<tempfile::TempDir>,
         inputs: RunInputs,
@@ -423,13 +434,18 @@ impl Sandbox {
             leak_host_metadata: self.engine.config().leak_host_metadata,
             #[cfg(not(feature = "weaken-for-tests"))]
             leak_host_metadata: false,
+            input: self.input.clone(),
         };
+        // With a pool, wait for a free instance slot (held until the store is dropped, at
+        // the end of this function). The wall-clock budget starts once the slot is ours.
+        let _slot = self.engine.slot(&self.module).await;
+        let started = Instant::now();
         let limits = &self.policy.limits;
         let fuel_budget = limits.fuel.0;
         let deadline = started + self.policy.limits.wall_time;
         let budget = self.policy.limits.wall_time + WALL_GRACE;
         self.engine.ensure_ticker();
-        let (result, remaining, trail, captures, log) = match self.module.compiled() {
+        let (result, remaining, trail, sdk, captures, log) = match self.module.compiled() {
             Compiled::Core(pre) => {
                 let built = wasi::build_p1(setup)?;
                 let log = built.log.clone();
@@ -447,8 +463,17 @@ impl Sandbox {
                 };
                 let result = drive(run, budget, &log).await;
                 let remaining = store.get_fuel().unwrap_or(0);
-                let trail = std::mem::take(&mut store.data_mut().gate.core.trail);
-                (result, remaining, trail, (built.stdout, built.stderr), log)
+                let core = &mut store.data_mut().gate.core;
+                let trail = std::mem::take(&mut core.trail);
+                let sdk = std::mem::take(&mut core.sdk);
+                (
+                    result,
+                    remaining,
+                    trail,
+                    sdk,
+                    (built.stdout, built.stderr),
+                    log,
+                )
             }
             Compiled::Component(pre) => {
                 let built = wasi::build_p2(setup)?;
@@ -476,8 +501,17 @@ impl Sandbox {
                 };
                 let result = drive(run, budget, &log).await;
                 let remaining = store.get_fuel().unwrap_or(0);
-                let trail = std::mem::take(&mut store.data_mut().core.trail);
-                (result, remaining, trail, (built.stdout, built.stderr), log)
+                let core = &mut store.data_mut().core;
+                let trail = std::mem::take(&mut core.trail);
+                let sdk = std::mem::take(&mut core.sdk);
+                (
+                    result,
+                    remaining,
+                    trail,
+                    sdk,
+                    (built.stdout, built.stderr),
+                    log,
+                )
             }
         };
         let mut flags = LimitFlags::default();
@@ -509,6 +543,8 @@ impl Sandbox {
             diagnostics: None,
             wall_time: started.elapsed(),
             trail_hash: Some(format!("blake3:{}", trail.hash())),
+            result: sdk.result,
+            metrics: sdk.metrics,
         };
         drop(keep_alive);
         Ok(Finished {
@@ -586,11 +622,28 @@ fn new_store<T: GatedState>(
             CallHook::CallingHost => {
                 let remaining = cx.get_fuel()?;
                 let data = cx.data_mut();
-                let consumed = data.fuel_budget().saturating_sub(remaining);
-                data.gate_core().clock.set_fuel_consumed(consumed);
+                let budget = data.fuel_budget();
+                let core = data.gate_core();
+                core.host_depth += 1;
+                // Only the outermost call: a libcall nested in a component call (an epoch
+                // check in `cabi_realloc`) happens at a wall-clock-dependent moment.
+                if core.host_depth == 1 {
+                    core.clock
+                        .set_fuel_consumed(budget.saturating_sub(remaining));
+                }
             }
             CallHook::ReturningFromHost => {
-                let owed = std::mem::take(&mut cx.data_mut().gate_core().pending_fuel);
+                let core = cx.data_mut().gate_core();
+                core.host_depth = core.host_depth.saturating_sub(1);
+                // Charged only on the way back to guest code that reloads its fuel counter
+                // after the call: wasm reloads fuel after a call to an import, but not after
+                // an epoch libcall, so a charge made there would be overwritten (lost at a
+                // wall-clock-dependent moment).
+                let owed = if core.host_depth == 0 {
+                    std::mem::take(&mut core.pending_fuel)
+                } else {
+                    0
+                };
                 if owed > 0 {
                     let remaining = cx.get_fuel()?;
                     // Out of fuel here makes the next fuel check trap (limit = fuel).

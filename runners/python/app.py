@@ -224,7 +224,9 @@ def _main():
     # the WASI cwd, so it finds files only in a directory the host preopened), and
     # never write __pycache__ there.
     sys.path[:] = [os.path.dirname(name)]
-    sys.path_importer_cache.clear()
+    # (sys.path_importer_cache keeps the build-time finders: entries for paths no longer on
+    # sys.path are never consulted, and clearing them would free their cached directory
+    # listings, dirtying hundreds of copy-on-write heap pages on every run.)
     sys.dont_write_bytecode = True
 
     # Make tracebacks, inspect.getsource and doctest see the program text.

@@ -16,6 +16,9 @@ use serde::Deserialize;
 use crate::seccomp::NO_OPENAT2_ENV;
 use crate::support::{self, Node};
 
+/// Sizes of the fixture runs' records (without blobs), for the summary printed at the end.
+pub static RECORD_SIZES: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
 const SOURCE_EXTS: [&str; 8] = ["wat", "rs", "c", "cpp", "cc", "py", "js", "wasm"];
 
 /// One directory grant in an expectation.
@@ -129,8 +132,8 @@ pub fn discover() -> (Vec<Fixture>, Vec<String>) {
     cats.sort_by_key(|e| e.file_name());
     for cat in cats {
         let category = cat.file_name().to_string_lossy().into_owned();
-        if category == "policies" {
-            continue; // policies used by fixtures, not fixtures
+        if matches!(category.as_str(), "policies" | "eval" | "humaneval") {
+            continue; // policies, suites and HumanEval files used by other tests
         }
         let mut sources: BTreeMap<String, PathBuf> = BTreeMap::new();
         let mut expects: BTreeMap<String, PathBuf> = BTreeMap::new();
@@ -426,7 +429,7 @@ fn engine_for(root: &Path) -> Result<Engine, Failed> {
     Engine::new(config).map_err(|e| Failed::from(e.to_string()))
 }
 
-fn run_once(f: &Fixture) -> Result<RunReport, Failed> {
+fn run_once(f: &Fixture, record: bool) -> Result<RunReport, Failed> {
     support::plant_ct_canary();
     let host = HostRoot::new(&f.expect)?;
     let root = host.path();
@@ -441,12 +444,13 @@ fn run_once(f: &Fixture) -> Result<RunReport, Failed> {
     skip.push(PathBuf::from("tmp"));
     let before = support::snapshot(root, &skip);
     let engine = engine_for(root)?;
-    let req = request(f, root)?;
+    let mut req = request(f, root)?;
+    req.keep_inputs = record;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .map_err(|e| e.to_string())?;
-    let outcome = rt
+    let mut outcome = rt
         .block_on(engine.run_request(&req))
         .map_err(|e| format!("host error (Err): {e}"))?;
     // Compiled guests must not carry host secrets (runners are our own builds; skip them).
@@ -458,6 +462,11 @@ fn run_once(f: &Fixture) -> Result<RunReport, Failed> {
             .any(|w| w == support::secret().as_bytes())
     {
         return Err("a host secret was compiled into the module".into());
+    }
+    // Recorded before the host checks, so they cover the replay too.
+    let records = tempfile::tempdir().map_err(|e| e.to_string())?;
+    if record {
+        record_and_replay(f, &engine, &req, &mut outcome, records.path(), &rt)?;
     }
     let report = outcome.report;
 
@@ -604,10 +613,62 @@ fn check(f: &Fixture, r: &RunReport) -> Result<(), Failed> {
     }
 }
 
+/// Records the run, replays the record (it must be identical), and notes its size. Runs
+/// that wrote to host directories are refused by replay (their contents are not recorded):
+/// that refusal is checked instead.
+fn record_and_replay(
+    f: &Fixture,
+    engine: &Engine,
+    req: &RunRequest,
+    outcome: &mut engine::request::Outcome,
+    store_dir: &Path,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(), Failed> {
+    let store = engine::record::Store::new(store_dir.to_path_buf());
+    let Some(path) = engine
+        .record(req, outcome, &store)
+        .map_err(|e| format!("cannot record: {e}"))?
+    else {
+        // The guest never ran (compile error, rejection): nothing to record.
+        if outcome.report.verdict.ran() {
+            return Err("a run that happened left no record".into());
+        }
+        return Ok(());
+    };
+    let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+    RECORD_SIZES.lock().map_err(|e| e.to_string())?.push(size);
+    let opts = engine::replay::ReplayOptions {
+        ceiling: req.policy.clone(),
+        ..Default::default()
+    };
+    let result = rt.block_on(engine::replay::replay(engine, &path, &opts));
+    let writes_host = f
+        .expect
+        .dirs
+        .iter()
+        .any(|d| d.mode.as_deref() == Some("rw"));
+    match result {
+        Err(e) if writes_host => {
+            if !e.to_string().contains("wrote to host directories") {
+                return Err(format!("replay refused for another reason: {e}").into());
+            }
+        }
+        Err(e) => return Err(format!("replay of the fixture's record failed: {e}").into()),
+        Ok(_) if writes_host => {
+            return Err("replay accepted a run that wrote to host directories".into());
+        }
+        Ok(r) if !r.identical && !f.expect.nondeterministic => {
+            return Err(format!("replay diverged: {:?}", r.divergence).into());
+        }
+        Ok(_) => {}
+    }
+    Ok(())
+}
+
 fn run_fixture(f: &Fixture) -> Result<(), Failed> {
-    let first = run_once(f)?;
+    let first = run_once(f, true)?;
     check(f, &first)?;
-    let second = run_once(f)?;
+    let second = run_once(f, false)?;
     if !f.expect.nondeterministic && first.deterministic_json() != second.deterministic_json() {
         return Err(format!(
             "two runs differ:\n{}\n---\n{}",

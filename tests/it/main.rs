@@ -9,10 +9,13 @@
 //! - `policy::…`: bundled policies load; every `policies/invalid/*.toml` fails with exactly
 //!   the message in its `.err` file; property tests of the policy model.
 //! - `cli::…`: the `corral` binary: JSON keys, exit statuses, `--help`.
+//! - `determinism::…`: reports identical while epoch ticks land every few microseconds.
 //!
 //! Every fixture file must be claimed by an expectation; the harness fails otherwise.
 
 mod cli;
+mod determinism;
+mod eval;
 mod fixtures;
 mod policies;
 mod replay;
@@ -37,5 +40,28 @@ fn main() -> ExitCode {
     trials.extend(policies::trials());
     trials.extend(cli::trials());
     trials.extend(replay::trials());
-    libtest_mimic::run(&args, trials).exit_code()
+    trials.extend(eval::trials());
+    trials.extend(determinism::trials());
+    let conclusion = libtest_mimic::run(&args, trials);
+    print_record_sizes();
+    conclusion.exit_code()
+}
+
+/// The size of the fixture runs' records (each fixture is recorded and replayed).
+fn print_record_sizes() {
+    let Ok(mut sizes) = fixtures::RECORD_SIZES.lock().map(|s| s.clone()) else {
+        return;
+    };
+    if sizes.is_empty() {
+        return;
+    }
+    sizes.sort_unstable();
+    let at = |q: usize| sizes[(sizes.len() * q / 100).min(sizes.len() - 1)];
+    println!(
+        "run records of {} fixture runs: median {} bytes, p99 {} bytes, max {} bytes (without blobs)",
+        sizes.len(),
+        at(50),
+        at(99),
+        sizes[sizes.len() - 1]
+    );
 }

@@ -12,9 +12,15 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// A shared compile cache for the test run (under target/).
+/// `CORRAL_HOME` of the test run (under target/), shared by CLI and in-process tests so the
+/// language runners are built once.
+pub fn home() -> PathBuf {
+    repo().join("target").join("corral-test-home")
+}
+
+/// The shared cache (compiled wasm, runners, artifacts): `$CORRAL_HOME/cache`.
 pub fn cache_dir() -> PathBuf {
-    let dir = repo().join("target").join("corral-test-cache");
+    let dir = home().join("cache");
     let _ = std::fs::create_dir_all(&dir);
     dir
 }

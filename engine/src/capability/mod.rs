@@ -14,6 +14,7 @@ pub(crate) mod output;
 mod p1;
 pub(crate) mod p2;
 pub(crate) mod random;
+mod sdk;
 pub(crate) mod stage;
 pub(crate) mod wasi;
 
@@ -153,6 +154,21 @@ pub(crate) struct DirEntry {
     pub(crate) name: Vec<u8>,
 }
 
+/// Most bytes of a structured result (`corral_v1::result_write`).
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;
+/// Most metrics per run (`corral_v1::metric`).
+pub const MAX_METRICS: usize = 256;
+/// Longest metric name.
+pub const MAX_METRIC_NAME: usize = 64;
+
+/// What the guest SDK (`corral_v1`) exchanges with the host.
+#[derive(Debug, Default)]
+pub(crate) struct SdkState {
+    pub(crate) input: Option<std::sync::Arc<[u8]>>,
+    pub(crate) result: Option<String>,
+    pub(crate) metrics: BTreeMap<String, f64>,
+}
+
 /// Per-run state of the gate that is the same for WASI preview 1 and 0.2.
 #[derive(Debug)]
 pub(crate) struct GateCore {
@@ -167,8 +183,14 @@ pub(crate) struct GateCore {
     pub(crate) stdin_remaining: u64,
     /// Test-only weakening (see `EngineConfig::leak_host_metadata`).
     pub(crate) leak_host_metadata: bool,
+    /// `corral_v1` state: the case input, the structured result and metrics.
+    pub(crate) sdk: SdkState,
     /// Fuel owed for host calls made since the store last collected it.
     pub(crate) pending_fuel: u64,
+    /// How many host calls (gate functions or wasmtime libcalls) are active: a component
+    /// call runs guest code (`cabi_realloc`) while lowering its results, and that code can
+    /// enter libcalls (epoch checks, memory growth) at wall-clock-dependent moments.
+    pub(crate) host_depth: u32,
     /// Known size of every file the guest writes, by host identity.
     pub(crate) sizes: HashMap<u64, u64>,
     /// Component runs: file output streams: rep → (file identity, position, append).
@@ -308,4 +330,8 @@ impl fmt::Debug for Gate {
     }
 }
 
-pub(crate) use p1::add_to_linker;
+/// Registers everything a core module may import: WASI preview 1 and `corral_v1`.
+pub(crate) fn add_to_linker(linker: &mut wasmtime::Linker<RunState>) -> wasmtime::Result<()> {
+    p1::add_to_linker(linker)?;
+    sdk::add_to_linker(linker)
+}

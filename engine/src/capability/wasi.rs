@@ -41,6 +41,8 @@ pub(crate) struct WasiSetup<'a> {
     pub(crate) preopens: &'a [Preopen],
     pub(crate) seed: u64,
     pub(crate) leak_host_metadata: bool,
+    /// The case input offered through `corral_v1::input_*`.
+    pub(crate) input: Option<std::sync::Arc<[u8]>>,
 }
 
 /// The pieces of a run the sandbox needs back after building the context.
@@ -198,7 +200,12 @@ fn common(s: &WasiSetup<'_>) -> Result<Common, Error> {
         listings: HashMap::new(),
         stdin_remaining: s.stdin.len() as u64,
         leak_host_metadata: s.leak_host_metadata,
+        sdk: super::SdkState {
+            input: s.input.clone(),
+            ..Default::default()
+        },
         pending_fuel: 0,
+        host_depth: 0,
         sizes: HashMap::new(),
         stream_pos: HashMap::new(),
         p2_open: Default::default(),

@@ -174,7 +174,17 @@ fn run(
     let mut spec = JailSpec::new(program, work);
     spec.args = args.into_iter().map(Into::into).collect();
     spec.read_only = tc.read_only.clone();
-    spec.env.extend(tc.env.iter().cloned());
+    // The environment is all the compiler sees of us, and a guest can compile it in
+    // (`option_env!`): only fixed, path-free values. Temporary files go to the work dir
+    // (the cwd) through a relative TMPDIR.
+    spec.env = vec![
+        ("PATH".into(), "/usr/bin:/bin".into()),
+        ("TMPDIR".into(), ".".into()),
+    ];
+    if jail::probe().best() == Some(jail::Mechanism::Bubblewrap) {
+        // Without /proc, ld.so cannot expand $ORIGIN for a rustup rustc (bubblewrap only).
+        spec.env.extend(tc.env.iter().cloned());
+    }
     spec.limits = limits();
     let outcome = jail::run_jailed(&spec).map_err(|e| match e {
         jail::JailError::Unavailable(why) => Error::host(format!(
@@ -203,7 +213,16 @@ fn run(
             JailLimitKind::WallTime => "wall-clock limit (60 s)",
             JailLimitKind::Output => "diagnostics limit (256 KiB)",
         };
-        return Ok(Err(format!("the compiler exceeded its {what}\n{diag}")));
+        // What a compiler prints while dying of a limit (backtraces, partial output) varies
+        // run to run; the limit is the diagnosis.
+        return Ok(Err(format!("the compiler exceeded its {what}")));
+    }
+    let signaled = matches!(outcome.status, jail::ExitKind::Signaled(_));
+    let dumped = diag
+        .lines()
+        .any(|l| l.starts_with("Stack dump:") || l.starts_with("PLEASE submit a bug report"));
+    if signaled || dumped {
+        return Ok(Err(crashed(&diag)));
     }
     if !outcome.success() {
         return Ok(Err(if diag.trim().is_empty() {
@@ -213,6 +232,47 @@ fn run(
         }));
     }
     Ok(Ok(()))
+}
+
+/// Diagnostics of a compiler that crashed: the lines before its stack dump, with addresses
+/// (which differ run to run) masked.
+fn crashed(diag: &str) -> String {
+    let mut out = String::from("the compiler crashed\n");
+    for line in diag.lines() {
+        if line.starts_with("Stack dump:")
+            || line.starts_with("PLEASE submit")
+            || line.contains("stack backtrace:")
+        {
+            break;
+        }
+        out.push_str(&mask_addresses(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// Replaces hex numbers of 8+ digits (addresses) with `0x…`.
+fn mask_addresses(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'0' && i + 1 < b.len() && b[i + 1] == b'x' {
+            let mut j = i + 2;
+            while j < b.len() && b[j].is_ascii_hexdigit() {
+                j += 1;
+            }
+            if j - i - 2 >= 8 {
+                out.push_str("0x…");
+                i = j;
+                continue;
+            }
+        }
+        let c = line[i..].chars().next().unwrap_or(' ');
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
 }
 
 /// Compiles one Rust file (a binary, or with `test` a test harness).
@@ -278,6 +338,8 @@ pub(crate) fn compile_c(
         "--target=wasm32-wasi".into(),
         "-O2".into(),
         "-nostdinc".into(),
+        // A crashing clang otherwise writes a reproducer with a random name and says so.
+        "-fno-crash-diagnostics".into(),
     ];
     let includes = if cpp {
         args.extend([

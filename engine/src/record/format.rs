@@ -127,6 +127,8 @@ pub struct Inputs {
     pub stdin: Option<BlobRef>,
     /// Seed of the virtual random streams.
     pub seed: u64,
+    /// The case input offered through `corral_v1` (absent when none).
+    pub input: Option<BlobRef>,
     /// Read-only input directories.
     pub dirs: Vec<DirRef>,
     /// Guest paths of writable host directories (their contents are not recorded).
@@ -289,6 +291,9 @@ impl RunRecord {
         if let Some(s) = &self.inputs.stdin {
             blobs.push(("stdin", s));
         }
+        if let Some(s) = &self.inputs.input {
+            blobs.push(("input", s));
+        }
         if let Some(t) = &self.trail {
             blobs.push(("trail", t));
         }
@@ -333,6 +338,7 @@ impl RunRecord {
             &self.outcome.stderr.data,
         ];
         out.extend(self.inputs.stdin.iter());
+        out.extend(self.inputs.input.iter());
         out.extend(self.trail.iter());
         out.extend(self.inputs.dirs.iter().map(|d| &d.tree));
         out.extend(

@@ -129,6 +129,10 @@ pub fn build(store: &Store, p: RecordParts<'_>) -> Result<RunRecord, Error> {
                 Some(blob(store, &p.inputs.stdin)?)
             },
             seed: p.inputs.seed,
+            input: match &p.inputs.input {
+                Some(i) => Some(blob(store, i)?),
+                None => None,
+            },
             dirs,
             rw_dirs: p.inputs.rw_dirs.clone(),
         },

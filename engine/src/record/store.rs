@@ -150,7 +150,11 @@ impl Store {
         let hash = *blake3::hash(bytes).as_bytes();
         let (a, b) = hex_parts(&hash);
         let path = self.root.join("records").join(a).join(format!("{b}.json"));
-        write_atomic(&path, bytes)?;
+        // Content-addressed: a file already there under this name holds these bytes.
+        let present = std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64);
+        if !present {
+            write_atomic(&path, bytes)?;
+        }
         Ok(path)
     }
 

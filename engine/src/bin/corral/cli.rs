@@ -47,6 +47,66 @@ enum Command {
     /// Write one self-contained file holding a record and every blob it needs, to replay on
     /// another machine.
     Bundle(BundleArgs),
+    /// Compile a program once, run every case of a suite concurrently, grade each.
+    /// Exit status: 0 when every case passed, 1 otherwise, 2 for an invalid suite.
+    Eval(EvalArgs),
+    /// Evaluate HumanEval problems (canonical solutions, or samples with pass@k), sandboxed.
+    Humaneval(HumanevalArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct EvalArgs {
+    /// The suite file (TOML; see fixtures/eval/README.md).
+    pub(crate) suite: PathBuf,
+    /// Print one JSON object per case, then a summary object.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Cases run at once (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub(crate) jobs: Option<usize>,
+    /// Also write a JUnit XML report.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) junit: Option<PathBuf>,
+    /// A policy replacing the suite's own (bundled name or TOML file).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub(crate) policy: Option<String>,
+    /// Do not record failing cases.
+    #[arg(long)]
+    pub(crate) no_record: bool,
+    /// Where failing cases are recorded (default: the record store, as for `run`).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) record_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct HumanevalArgs {
+    /// Problems in the HumanEval format (JSON lines, optionally .gz).
+    pub(crate) problems: PathBuf,
+    /// Samples to grade (`task_id`, `completion` per line). Without it, the canonical
+    /// solutions are graded. Results go to SAMPLES_results.jsonl (SAMPLES.jsonl_results.jsonl).
+    #[arg(long, value_name = "SAMPLES.jsonl")]
+    pub(crate) samples: Option<PathBuf>,
+    /// The language of the problems.
+    #[arg(long, value_enum, default_value = "python")]
+    pub(crate) language: HeLang,
+    /// The k of pass@k, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+    pub(crate) k: Vec<u64>,
+    /// Programs run at once (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub(crate) jobs: Option<usize>,
+    /// A policy replacing the default HumanEval limits (bundled name or TOML file).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub(crate) policy: Option<String>,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub(crate) enum HeLang {
+    Python,
+    Rust,
 }
 
 #[derive(Args, Debug)]
@@ -152,10 +212,12 @@ pub fn main() -> ExitCode {
         Command::Check(a) => check(a),
         Command::Replay(a) => rt.block_on(replay(a)),
         Command::Bundle(a) => bundle(a),
+        Command::Eval(a) => crate::evalcmd::eval(a),
+        Command::Humaneval(a) => crate::evalcmd::humaneval(a),
     }
 }
 
-fn engine() -> Result<Engine, Box<RunReport>> {
+pub(crate) fn engine() -> Result<Engine, Box<RunReport>> {
     let mut config = EngineConfig::default();
     if let Some(t) = std::env::var_os("CORRAL_TMPDIR") {
         config.temp_root = PathBuf::from(t);
@@ -228,7 +290,12 @@ fn finish(report: &RunReport, json: bool, ran: bool, exit: u8) -> ExitCode {
         }
         eprint!("{}", output::summary(report, ran));
     }
-    ExitCode::from(exit)
+    // Everything is written and flushed: leave without unmapping the engine, the module
+    // artifact and the pools one by one (the kernel reclaims them at once).
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    std::process::exit(i32::from(exit))
 }
 
 fn status(v: &Verdict) -> u8 {

@@ -1,6 +1,7 @@
 //! The `corral` command line. Argument parsing and output only; the logic is in the library.
 
 mod cli;
+mod evalcmd;
 mod output;
 
 use std::process::ExitCode;
