@@ -46,6 +46,7 @@
 
 pub mod admit;
 mod artifact;
+pub mod bench;
 pub(crate) mod capability;
 pub mod compile;
 mod engine;
@@ -62,7 +63,7 @@ mod verdict;
 
 pub use admit::{BinaryKind, ModuleInfo, Rejection};
 pub use capability::audit::{AuditTrail, Checkpoint, Digest, Event};
-pub use engine::{EPOCH_TICK, Engine, EngineConfig, GuestModule, wasm_features};
+pub use engine::{EPOCH_TICK, Engine, EngineConfig, GuestModule, WASMTIME_VERSION, wasm_features};
 pub use error::{Error, ErrorKind, Result};
 pub use policy::{Policy, PolicyError};
 pub use report::{CallSummary, ModuleHash, RunReport, scrub_host_paths};

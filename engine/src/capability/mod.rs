@@ -192,7 +192,7 @@ pub(crate) struct GateCore {
     /// enter libcalls (epoch checks, memory growth) at wall-clock-dependent moments.
     pub(crate) host_depth: u32,
     /// Known size of every file the guest writes, by host identity.
-    pub(crate) sizes: HashMap<u64, u64>,
+    pub(crate) sizes: BTreeMap<u64, u64>,
     /// Component runs: file output streams: rep → (file identity, position, append).
     pub(crate) stream_pos: HashMap<u32, (u64, u64, bool)>,
     /// Component runs: descriptors the guest opened (resource reps).

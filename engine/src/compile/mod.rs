@@ -119,7 +119,14 @@ pub fn compile(
             let tc = toolchain::clang()?;
             let cpp = lang == Language::Cpp;
             let tag: &[u8] = if cpp { b"c++" } else { b"c" };
-            let parts: [&[u8]; 4] = [tag, tc.version.as_bytes(), name.as_bytes(), source];
+            let flags = toolchain::c_flags(cpp).join(" ");
+            let parts: [&[u8]; 5] = [
+                tag,
+                flags.as_bytes(),
+                tc.version.as_bytes(),
+                name.as_bytes(),
+                source,
+            ];
             cached(cache_dir, &parts, || {
                 toolchain::compile_c(&tc, source, name, temp_root, cpp)
             })
@@ -184,7 +191,7 @@ fn cached(
 }
 
 /// The flags every Rust guest is compiled with (plus `--crate-name`, `-o`, the file).
-pub const RUST_FLAGS: [&str; 9] = [
+pub const RUST_FLAGS: [&str; 11] = [
     "--target",
     "wasm32-wasip1",
     "--edition",
@@ -194,6 +201,9 @@ pub const RUST_FLAGS: [&str; 9] = [
     "strip=symbols",
     "-C",
     "panic=abort",
+    // Fixed-width SIMD (wasm 2.0) lets loops vectorise; relaxed SIMD stays off.
+    "-C",
+    "target-feature=+simd128",
 ];
 
 fn wat_to_wasm(source: &[u8], name: &str) -> Compiled {

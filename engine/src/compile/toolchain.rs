@@ -275,6 +275,40 @@ fn mask_addresses(line: &str) -> String {
     out
 }
 
+/// The flags every C (or, with `cpp`, C++) guest is compiled with, before the include
+/// paths, the file and the output (part of the compile cache key).
+pub(crate) fn c_flags(cpp: bool) -> &'static [&'static str] {
+    const C: &[&str] = &[
+        "--target=wasm32-wasi",
+        "-O2",
+        // Fixed-width SIMD (wasm 2.0) lets loops vectorise; relaxed SIMD stays off.
+        "-msimd128",
+        "-nostdinc",
+        // A crashing clang otherwise writes a reproducer with a random name and says so.
+        "-fno-crash-diagnostics",
+        // The compile date and time would make the same source compile differently.
+        "-Wno-builtin-macro-redefined",
+        "-D__DATE__=\"Jan  1 1970\"",
+        "-D__TIME__=\"00:00:00\"",
+        "-D__TIMESTAMP__=\"Thu Jan  1 00:00:00 1970\"",
+    ];
+    const CPP: &[&str] = &[
+        "--target=wasm32-wasi",
+        "-O2",
+        "-msimd128",
+        "-nostdinc",
+        "-fno-crash-diagnostics",
+        "-Wno-builtin-macro-redefined",
+        "-D__DATE__=\"Jan  1 1970\"",
+        "-D__TIME__=\"00:00:00\"",
+        "-D__TIMESTAMP__=\"Thu Jan  1 00:00:00 1970\"",
+        "-std=c++17",
+        "-fno-exceptions",
+        "-nostdinc++",
+    ];
+    if cpp { CPP } else { C }
+}
+
 /// Compiles one Rust file (a binary, or with `test` a test harness).
 pub(crate) fn compile_rust(
     tc: &Toolchain,
@@ -334,23 +368,8 @@ pub(crate) fn compile_c(
     let file = file_name(name, ext, fallback);
     std::fs::write(work.path().join(&file), source)
         .map_err(|e| Error::host(format!("cannot write the source: {e}")))?;
-    let mut args: Vec<String> = vec![
-        "--target=wasm32-wasi".into(),
-        "-O2".into(),
-        "-nostdinc".into(),
-        // A crashing clang otherwise writes a reproducer with a random name and says so.
-        "-fno-crash-diagnostics".into(),
-    ];
-    let includes = if cpp {
-        args.extend([
-            "-std=c++17".into(),
-            "-fno-exceptions".into(),
-            "-nostdinc++".into(),
-        ]);
-        &tc.includes_cpp
-    } else {
-        &tc.includes
-    };
+    let mut args: Vec<String> = c_flags(cpp).iter().map(|s| s.to_string()).collect();
+    let includes = if cpp { &tc.includes_cpp } else { &tc.includes };
     for inc in includes {
         args.push("-isystem".into());
         args.push(inc.display().to_string());

@@ -24,7 +24,7 @@ const EXIT_HOST: u8 = 70;
     about = "Run untrusted code as WebAssembly under a policy, with typed verdicts and replayable records",
     long_about = "Run untrusted code as WebAssembly under a policy, with typed verdicts and replayable records.\n\n\
         FILE is chosen by extension: .wasm (core module or WASI 0.2 component), .wat, .rs (rustc for wasm32-wasip1), \
-        .py (CPython 3.14 runner), .js (QuickJS runner).\n\
+        .c/.cpp/.cc (clang for wasm32-wasi), .py (CPython 3.14 runner), .js (QuickJS runner).\n\
         Exit status of `run`: 0 when the guest completed with exit code 0; 1 for any other verdict of the guest \
         (non-zero exit, trap, limit, denied, rejected, compile error); 2 for a bad invocation or input file; \
         70 for an internal host error."
@@ -52,6 +52,28 @@ enum Command {
     Eval(EvalArgs),
     /// Evaluate HumanEval problems (canonical solutions, or samples with pass@k), sandboxed.
     Humaneval(HumanevalArgs),
+    /// Measure what runs cost on this machine, against baselines measured in the same run
+    /// (raw wasmtime, native processes, python3), and print a table of medians and ratios.
+    /// Build with --release first: `cargo run --release -p engine --bin corral -- bench`.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct BenchArgs {
+    /// Fewer repetitions and smaller workloads: a quick smoke run (noisier numbers).
+    #[arg(long)]
+    pub(crate) quick: bool,
+    /// Only these groups, comma-separated: per-run, throughput, python, process, compute,
+    /// gate, record, compile, eval, humaneval, memory.
+    #[arg(long, value_name = "GROUPS", value_delimiter = ',')]
+    pub(crate) only: Vec<String>,
+    /// Print the rows as JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// The repository's fixtures directory (the eval suite and HumanEval); by default
+    /// `fixtures/` in the current directory or beside the source tree this binary was built from.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) fixtures: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -214,6 +236,7 @@ pub fn main() -> ExitCode {
         Command::Bundle(a) => bundle(a),
         Command::Eval(a) => crate::evalcmd::eval(a),
         Command::Humaneval(a) => crate::evalcmd::humaneval(a),
+        Command::Bench(a) => crate::benchcmd::bench(a),
     }
 }
 
