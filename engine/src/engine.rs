@@ -159,7 +159,12 @@ struct Inner {
     /// With a pool: one permit per instance slot, so runs beyond the pool wait for a free
     /// slot instead of failing.
     slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// Empty scratch directories left by earlier runs, ready for the next ones.
+    scratch: Mutex<Vec<tempfile::TempDir>>,
 }
+
+/// Empty scratch directories kept for reuse.
+const SCRATCH_KEPT: usize = 64;
 
 pub(crate) enum Compiled {
     Core(InstancePre<RunState>),
@@ -292,6 +297,7 @@ impl Engine {
                     .map(|n| Arc::new(tokio::sync::Semaphore::new(pool_slots(n) as usize))),
                 config,
                 ticker: OnceLock::new(),
+                scratch: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -350,6 +356,32 @@ impl Engine {
             .clamp(1, u64::from(total));
         // The semaphore is never closed.
         slots.acquire_many_owned(need as u32).await.ok()
+    }
+
+    /// A private, empty scratch directory for one run: one an earlier run left empty, or
+    /// a new one. (Creating and removing a directory costs ~80 µs on ext4; most runs never
+    /// write to their scratch directory.)
+    pub(crate) fn scratch_dir(&self) -> Result<tempfile::TempDir, Error> {
+        if let Some(dir) = self.inner.scratch.lock().ok().and_then(|mut v| v.pop()) {
+            return Ok(dir);
+        }
+        tempfile::Builder::new()
+            .prefix("corral-scratch-")
+            .tempdir_in(&self.inner.config.temp_root)
+            .map_err(|e| Error::host(format!("cannot create the scratch directory: {e}")))
+    }
+
+    /// Takes back a run's scratch directory: kept for another run only if it is still
+    /// empty (nothing of one run can reach another), removed otherwise. Its name,
+    /// timestamps and inode are never visible to guests (the gate virtualises them).
+    pub(crate) fn recycle_scratch(&self, dir: tempfile::TempDir) {
+        let empty = std::fs::read_dir(dir.path()).is_ok_and(|mut d| d.next().is_none());
+        if empty
+            && let Ok(mut kept) = self.inner.scratch.lock()
+            && kept.len() < SCRATCH_KEPT
+        {
+            kept.push(dir);
+        }
     }
 
     pub(crate) fn ensure_ticker(&self) {

@@ -404,15 +404,12 @@ impl Sandbox {
     async fn run_with(
         self,
         mut preopens: Vec<Preopen>,
-        mut keep_alive: Vec<tempfile::TempDir>,
+        keep_alive: Vec<tempfile::TempDir>,
         inputs: RunInputs,
     ) -> Result<Finished, Error> {
-        let temp_root = &self.engine.config().temp_root;
+        let mut scratch_dir = None;
         if let Some(scratch) = &self.policy.fs.scratch {
-            let dir = tempfile::Builder::new()
-                .prefix("corral-scratch-")
-                .tempdir_in(temp_root)
-                .map_err(|e| Error::host(format!("cannot create the scratch directory: {e}")))?;
+            let dir = self.engine.scratch_dir()?;
             preopens.insert(
                 0,
                 Preopen {
@@ -421,7 +418,7 @@ impl Sandbox {
                     writable: true,
                 },
             );
-            keep_alive.push(dir);
+            scratch_dir = Some(dir);
         }
         let setup = WasiSetup {
             policy: &self.policy,
@@ -547,6 +544,9 @@ impl Sandbox {
             metrics: sdk.metrics,
         };
         drop(keep_alive);
+        if let Some(dir) = scratch_dir {
+            self.engine.recycle_scratch(dir);
+        }
         Ok(Finished {
             report,
             trail,

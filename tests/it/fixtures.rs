@@ -340,7 +340,11 @@ struct HostRoot {
 }
 
 impl HostRoot {
-    fn new(e: &Expect) -> Result<HostRoot, Failed> {
+    /// Plants the fixture's host tree. With `shuffled`, the same contents are laid out
+    /// differently: files created in reverse order, with spacer files created and removed
+    /// between them (other inode numbers), and mtimes set far in the past; reports must not
+    /// change.
+    fn new(e: &Expect, shuffled: bool) -> Result<HostRoot, Failed> {
         let dir = tempfile::Builder::new()
             .prefix("corral-fixture-")
             .tempdir()
@@ -362,13 +366,34 @@ impl HostRoot {
         for d in &e.empty_dirs {
             std::fs::create_dir_all(root.join(d)).map_err(|e| e.to_string())?;
         }
-        for (rel, contents) in &e.tree {
+        let mut tree: Vec<_> = e.tree.iter().collect();
+        if shuffled {
+            tree.reverse();
+        }
+        for (i, (rel, contents)) in tree.into_iter().enumerate() {
             let p = root.join(rel);
             if let Some(parent) = p.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
             }
+            if shuffled {
+                let spacer = root.join(format!("spacer-{i}"));
+                std::fs::write(&spacer, b"").map_err(|e| e.to_string())?;
+                std::fs::remove_file(&spacer).map_err(|e| e.to_string())?;
+            }
             let contents = contents.replace("{secret}", secret);
             std::fs::write(&p, contents).map_err(|e| e.to_string())?;
+            if shuffled {
+                let when = std::time::UNIX_EPOCH
+                    + std::time::Duration::from_secs(1_000_000_000 + i as u64 * 7_777);
+                let times = std::fs::FileTimes::new()
+                    .set_modified(when)
+                    .set_accessed(when);
+                for path in [Some(p.as_path()), p.parent()].into_iter().flatten() {
+                    std::fs::File::open(path)
+                        .and_then(|f| f.set_times(times))
+                        .map_err(|e| e.to_string())?;
+                }
+            }
         }
         for (rel, target) in &e.symlinks {
             let p = root.join(rel);
@@ -431,7 +456,8 @@ fn engine_for(root: &Path) -> Result<Engine, Failed> {
 
 fn run_once(f: &Fixture, record: bool) -> Result<RunReport, Failed> {
     support::plant_ct_canary();
-    let host = HostRoot::new(&f.expect)?;
+    // The recorded (first) run and the second see the same contents laid out differently.
+    let host = HostRoot::new(&f.expect, !record)?;
     let root = host.path();
     let rw: Vec<PathBuf> = f
         .expect
@@ -468,6 +494,8 @@ fn run_once(f: &Fixture, record: bool) -> Result<RunReport, Failed> {
     if record {
         record_and_replay(f, &engine, &req, &mut outcome, records.path(), &rt)?;
     }
+    // The engine keeps empty scratch dirs for reuse while it lives.
+    drop(engine);
     let report = outcome.report;
 
     // Host checks.

@@ -10,6 +10,7 @@
 //!   the message in its `.err` file; property tests of the policy model.
 //! - `cli::…`: the `corral` binary: JSON keys, exit statuses, `--help`.
 //! - `determinism::…`: reports identical while epoch ticks land every few microseconds.
+//! - `isolation::…`: runs on one engine share nothing (reused scratch dirs are empty).
 //!
 //! Every fixture file must be claimed by an expectation; the harness fails otherwise.
 
@@ -17,6 +18,7 @@ mod cli;
 mod determinism;
 mod eval;
 mod fixtures;
+mod isolation;
 mod policies;
 mod replay;
 mod seccomp;
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
     trials.extend(replay::trials());
     trials.extend(eval::trials());
     trials.extend(determinism::trials());
+    trials.extend(isolation::trials());
     let conclusion = libtest_mimic::run(&args, trials);
     print_record_sizes();
     conclusion.exit_code()
