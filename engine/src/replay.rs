@@ -328,16 +328,21 @@ fn locate(
     }
     if !both_complete {
         // Past the kept events: compare checkpoints.
-        let mine: Vec<(u64, u64, String)> = trail
+        // Matched by call index: a run with more calls may have thinned its checkpoints
+        // further, so a recorded one without a counterpart is skipped.
+        let mine: std::collections::BTreeMap<u64, (u64, u64, String)> = trail
             .checkpoints()
             .iter()
-            .map(|c| (c.calls, c.fuel, format!("blake3:{}", c.hash)))
+            .map(|c| (c.calls, (c.calls, c.fuel, format!("blake3:{}", c.hash))))
             .collect();
         let mut prev = (
             n as u64,
             actual.get(n.saturating_sub(1)).map_or(0, |e| e.fuel),
         );
-        for (a, b) in rec.checkpoints.iter().zip(mine.iter()) {
+        for a in &rec.checkpoints {
+            let Some(b) = mine.get(&a.0) else {
+                continue;
+            };
             if a != b {
                 return Divergence::CallWindow {
                     from_call: prev.0,

@@ -60,18 +60,76 @@ impl std::fmt::Debug for RawP1 {
 }
 
 impl RawP1 {
-    /// Compiles `wasm` on a fresh engine.
+    /// Compiles `wasm` on a fresh engine, with wasmtime-wasi's synchronous bindings.
     ///
     /// # Errors
     ///
     /// wasmtime rejects the module.
     pub fn new(wasm: &[u8], alloc: Alloc) -> Result<RawP1, Error> {
+        Self::build(wasm, alloc, false)
+    }
+
+    /// As [`RawP1::new`], with wasmtime-wasi's async bindings (run with [`RawP1::run_async`],
+    /// the execution mode corral uses so that sandboxes can share threads).
+    ///
+    /// # Errors
+    ///
+    /// wasmtime rejects the module.
+    pub fn new_async(wasm: &[u8], alloc: Alloc) -> Result<RawP1, Error> {
+        Self::build(wasm, alloc, true)
+    }
+
+    fn build(wasm: &[u8], alloc: Alloc, asynchronous: bool) -> Result<RawP1, Error> {
         let engine = wasmtime::Engine::new(&config(alloc)).map_err(host("engine"))?;
         let module = Module::new(&engine, wasm).map_err(host("compile"))?;
         let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |t| t).map_err(host("link"))?;
+        if asynchronous {
+            wasmtime_wasi::p1::add_to_linker_async(&mut linker, |t| t).map_err(host("link"))?;
+        } else {
+            wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |t| t).map_err(host("link"))?;
+        }
         let pre = linker.instantiate_pre(&module).map_err(host("link"))?;
         Ok(RawP1 { engine, pre })
+    }
+
+    /// One complete run on an async store (for a module made with [`RawP1::new_async`]);
+    /// file operations on this thread.
+    ///
+    /// # Errors
+    ///
+    /// A trap or a host failure.
+    pub async fn run_async(
+        &self,
+        args: &[&str],
+        dir: Option<&Path>,
+    ) -> Result<(i32, Vec<u8>), Error> {
+        let out = MemoryOutputPipe::new(1 << 20);
+        let mut b = WasiCtxBuilder::new();
+        b.args(args)
+            .stdout(out.clone())
+            .allow_blocking_current_thread(true);
+        if let Some(d) = dir {
+            b.preopened_dir(d, "/scratch", FsPerms::ReadWrite)
+                .map_err(host("preopen"))?;
+        }
+        let mut store = Store::new(&self.engine, b.build_p1());
+        let instance = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(host("instantiate"))?;
+        let start = instance
+            .get_typed_func::<(), ()>(&mut store, "_start")
+            .map_err(host("_start"))?;
+        let status = match start.call_async(&mut store, ()).await {
+            Ok(()) => 0,
+            Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(x) => x.0,
+                None => return Err(host("run")(e)),
+            },
+        };
+        drop(store);
+        Ok((status, out.contents().to_vec()))
     }
 
     /// One complete run: a fresh WASI context (args, captured stdout, optionally `dir`

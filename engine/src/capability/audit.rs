@@ -21,8 +21,12 @@ use std::fmt;
 
 /// Events kept in memory (later calls still feed the chain and the counts).
 pub const MAX_KEPT_EVENTS: usize = 65_536;
-/// Calls between two checkpoints.
+/// Calls between two checkpoints, at first: when [`MAX_CHECKPOINTS`] are taken, every
+/// other one is dropped and the interval doubles, so a record stays small however many
+/// calls a run makes (the kept ones are a subset of the multiples of this).
 pub const CHECKPOINT_EVERY: u64 = 4_096;
+/// Checkpoints kept at most.
+pub const MAX_CHECKPOINTS: usize = 32;
 /// Bytes of encoded events fed to the chain at once (sixteen blake3 chunks: one SIMD batch).
 const CHAIN_BATCH: usize = 16 * 1024;
 
@@ -177,6 +181,7 @@ pub struct AuditTrail {
     /// Encoded events not yet fed to `chain`.
     pending: Vec<u8>,
     checkpoints: Vec<Checkpoint>,
+    checkpoint_every: u64,
     last_fuel: u64,
 }
 
@@ -191,6 +196,7 @@ impl Default for AuditTrail {
             chain: blake3::Hasher::new_derive_key("corral 2026 audit chain v1"),
             pending: Vec::new(),
             checkpoints: Vec::new(),
+            checkpoint_every: CHECKPOINT_EVERY,
             last_fuel: 0,
         }
     }
@@ -227,12 +233,19 @@ impl AuditTrail {
         if self.kept.len() < MAX_KEPT_EVENTS {
             self.kept.push(ev);
         }
-        if self.total.is_multiple_of(CHECKPOINT_EVERY) {
-            self.checkpoints.push(Checkpoint {
-                calls: self.total,
-                fuel,
-                hash: self.hash(),
-            });
+        if self.total.is_multiple_of(self.checkpoint_every) {
+            if self.checkpoints.len() == MAX_CHECKPOINTS {
+                let every = self.checkpoint_every * 2;
+                self.checkpoints.retain(|c| c.calls.is_multiple_of(every));
+                self.checkpoint_every = every;
+            }
+            if self.total.is_multiple_of(self.checkpoint_every) {
+                self.checkpoints.push(Checkpoint {
+                    calls: self.total,
+                    fuel,
+                    hash: self.hash(),
+                });
+            }
         }
     }
 
@@ -323,6 +336,23 @@ mod tests {
                 Digest(xxhash_rust::xxh3::xxh3_128(&want).to_le_bytes()),
                 "cut at {cut}"
             );
+        }
+    }
+
+    #[test]
+    fn checkpoints_stay_few_and_on_multiples() {
+        let mut t = AuditTrail::default();
+        let d = Digest::default();
+        for i in 0..(CHECKPOINT_EVERY * 1000) {
+            t.push("fd_write", i, d, 0, d);
+            assert!(t.checkpoints().len() <= MAX_CHECKPOINTS);
+        }
+        let cps = t.checkpoints();
+        assert!(cps.len() >= MAX_CHECKPOINTS / 2, "{}", cps.len());
+        let step = cps[0].calls;
+        for (i, c) in cps.iter().enumerate() {
+            assert_eq!(c.calls, step * (i as u64 + 1));
+            assert!(c.calls.is_multiple_of(CHECKPOINT_EVERY));
         }
     }
 
