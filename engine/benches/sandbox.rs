@@ -56,6 +56,19 @@ fn rt() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// One complete run that must end `ok`.
+fn run_ok(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    module: &engine::GuestModule,
+    policy: &Policy,
+) {
+    let r = rt
+        .block_on(engine.sandbox(module, policy).build().expect("build").run())
+        .expect("run");
+    assert_eq!(r.verdict, Verdict::Ok);
+}
+
 fn permissive() -> Policy {
     let mut p = Policy::bundled("permissive").expect("permissive");
     p.limits.fuel = Fuel(1 << 50);
@@ -71,18 +84,7 @@ fn run_noop(c: &mut Criterion) {
     let raw = RawP1::new(&wasm, Alloc::Pooling).expect("raw");
     let mut g = c.benchmark_group("run_noop");
     g.bench_function("corral", |b| {
-        b.iter(|| {
-            let r = rt
-                .block_on(
-                    engine
-                        .sandbox(&module, &strict)
-                        .build()
-                        .expect("build")
-                        .run(),
-                )
-                .expect("run");
-            assert_eq!(r.verdict, Verdict::Ok);
-        });
+        b.iter(|| run_ok(&rt, &engine, &module, &strict));
     });
     g.bench_function("raw_wasmtime", |b| {
         b.iter(|| black_box(raw.run(&["noop"], None).expect("raw run")));
@@ -101,18 +103,7 @@ fn host_calls(c: &mut Criterion) {
     let mut g = c.benchmark_group("policy_check_10k_fd_write");
     g.sample_size(20);
     g.bench_function("gate", |b| {
-        b.iter(|| {
-            let r = rt
-                .block_on(
-                    engine
-                        .sandbox(&module, &policy)
-                        .build()
-                        .expect("build")
-                        .run(),
-                )
-                .expect("run");
-            assert_eq!(r.verdict, Verdict::Ok);
-        });
+        b.iter(|| run_ok(&rt, &engine, &module, &policy));
     });
     g.bench_function("raw_wasmtime_wasi", |b| {
         b.iter(|| {
@@ -172,18 +163,7 @@ fn fuel_overhead(c: &mut Criterion) {
     let raw = RawP1::new(&wasm, Alloc::Pooling).expect("raw");
     let mut g = c.benchmark_group("fuel_overhead_sieve_1m");
     g.bench_function("corral_full_limits", |b| {
-        b.iter(|| {
-            let r = rt
-                .block_on(
-                    engine
-                        .sandbox(&module, &policy)
-                        .build()
-                        .expect("build")
-                        .run(),
-                )
-                .expect("run");
-            assert_eq!(r.verdict, Verdict::Ok);
-        });
+        b.iter(|| run_ok(&rt, &engine, &module, &policy));
     });
     g.bench_function("raw_no_fuel", |b| {
         b.iter(|| black_box(raw.run(&["sieve"], None).expect("raw run")));

@@ -459,10 +459,7 @@ impl Sandbox {
                     start.call_async(&mut store, ()).await
                 };
                 let result = drive(run, budget, &log).await;
-                let remaining = store.get_fuel().unwrap_or(0);
-                let core = &mut store.data_mut().gate.core;
-                let trail = std::mem::take(&mut core.trail);
-                let sdk = std::mem::take(&mut core.sdk);
+                let (remaining, trail, sdk) = harvest(&mut store);
                 (
                     result,
                     remaining,
@@ -497,10 +494,7 @@ impl Sandbox {
                     }
                 };
                 let result = drive(run, budget, &log).await;
-                let remaining = store.get_fuel().unwrap_or(0);
-                let core = &mut store.data_mut().core;
-                let trail = std::mem::take(&mut core.trail);
-                let sdk = std::mem::take(&mut core.sdk);
+                let (remaining, trail, sdk) = harvest(&mut store);
                 (
                     result,
                     remaining,
@@ -655,6 +649,17 @@ fn new_store<T: GatedState>(
         Ok(())
     });
     Ok(store)
+}
+
+/// What a finished store leaves for the report: remaining fuel, the trail, the SDK state.
+fn harvest<T: GatedState>(store: &mut Store<T>) -> (u64, AuditTrail, crate::capability::SdkState) {
+    let remaining = store.get_fuel().unwrap_or(0);
+    let core = store.data_mut().gate_core();
+    (
+        remaining,
+        std::mem::take(&mut core.trail),
+        std::mem::take(&mut core.sdk),
+    )
 }
 
 /// Runs the guest's future under the wall-clock backstop: a guest stuck anywhere the epoch

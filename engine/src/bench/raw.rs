@@ -103,16 +103,8 @@ impl RawP1 {
         args: &[&str],
         dir: Option<&Path>,
     ) -> Result<(i32, Vec<u8>), Error> {
-        let out = MemoryOutputPipe::new(1 << 20);
-        let mut b = WasiCtxBuilder::new();
-        b.args(args)
-            .stdout(out.clone())
-            .allow_blocking_current_thread(true);
-        if let Some(d) = dir {
-            b.preopened_dir(d, "/scratch", FsPerms::ReadWrite)
-                .map_err(host("preopen"))?;
-        }
-        let mut store = Store::new(&self.engine, b.build_p1());
+        let (ctx, out) = p1_context(args, dir, true)?;
+        let mut store = Store::new(&self.engine, ctx);
         let instance = self
             .pre
             .instantiate_async(&mut store)
@@ -121,13 +113,7 @@ impl RawP1 {
         let start = instance
             .get_typed_func::<(), ()>(&mut store, "_start")
             .map_err(host("_start"))?;
-        let status = match start.call_async(&mut store, ()).await {
-            Ok(()) => 0,
-            Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
-                Some(x) => x.0,
-                None => return Err(host("run")(e)),
-            },
-        };
+        let status = exit_status(start.call_async(&mut store, ()).await)?;
         drop(store);
         Ok((status, out.contents().to_vec()))
     }
@@ -155,16 +141,8 @@ impl RawP1 {
         dir: Option<&Path>,
         inline_io: bool,
     ) -> Result<(i32, Vec<u8>), Error> {
-        let out = MemoryOutputPipe::new(1 << 20);
-        let mut b = WasiCtxBuilder::new();
-        b.args(args)
-            .stdout(out.clone())
-            .allow_blocking_current_thread(inline_io);
-        if let Some(d) = dir {
-            b.preopened_dir(d, "/scratch", FsPerms::ReadWrite)
-                .map_err(host("preopen"))?;
-        }
-        let mut store = Store::new(&self.engine, b.build_p1());
+        let (ctx, out) = p1_context(args, dir, inline_io)?;
+        let mut store = Store::new(&self.engine, ctx);
         let instance = self
             .pre
             .instantiate(&mut store)
@@ -172,15 +150,39 @@ impl RawP1 {
         let start = instance
             .get_typed_func::<(), ()>(&mut store, "_start")
             .map_err(host("_start"))?;
-        let status = match start.call(&mut store, ()) {
-            Ok(()) => 0,
-            Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
-                Some(x) => x.0,
-                None => return Err(host("run")(e)),
-            },
-        };
+        let status = exit_status(start.call(&mut store, ()))?;
         drop(store);
         Ok((status, out.contents().to_vec()))
+    }
+}
+
+/// A WASI preview 1 context: `args`, stdout captured, `dir` preopened read-write at
+/// `/scratch`, file operations on this thread when `inline_io`.
+fn p1_context(
+    args: &[&str],
+    dir: Option<&Path>,
+    inline_io: bool,
+) -> Result<(WasiP1Ctx, MemoryOutputPipe), Error> {
+    let out = MemoryOutputPipe::new(1 << 20);
+    let mut b = WasiCtxBuilder::new();
+    b.args(args)
+        .stdout(out.clone())
+        .allow_blocking_current_thread(inline_io);
+    if let Some(d) = dir {
+        b.preopened_dir(d, "/scratch", FsPerms::ReadWrite)
+            .map_err(host("preopen"))?;
+    }
+    Ok((b.build_p1(), out))
+}
+
+/// The exit status of a `_start` call: 0, the status of `proc_exit`, or the trap.
+fn exit_status(r: wasmtime::Result<()>) -> Result<i32, Error> {
+    match r {
+        Ok(()) => Ok(0),
+        Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            Some(x) => Ok(x.0),
+            None => Err(host("run")(e)),
+        },
     }
 }
 

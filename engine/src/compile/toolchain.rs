@@ -277,8 +277,8 @@ fn mask_addresses(line: &str) -> String {
 
 /// The flags every C (or, with `cpp`, C++) guest is compiled with, before the include
 /// paths, the file and the output (part of the compile cache key).
-pub(crate) fn c_flags(cpp: bool) -> &'static [&'static str] {
-    const C: &[&str] = &[
+pub(crate) fn c_flags(cpp: bool) -> Vec<&'static str> {
+    const COMMON: &[&str] = &[
         "--target=wasm32-wasi",
         "-O2",
         // Fixed-width SIMD (wasm 2.0) lets loops vectorise; relaxed SIMD stays off.
@@ -292,21 +292,12 @@ pub(crate) fn c_flags(cpp: bool) -> &'static [&'static str] {
         "-D__TIME__=\"00:00:00\"",
         "-D__TIMESTAMP__=\"Thu Jan  1 00:00:00 1970\"",
     ];
-    const CPP: &[&str] = &[
-        "--target=wasm32-wasi",
-        "-O2",
-        "-msimd128",
-        "-nostdinc",
-        "-fno-crash-diagnostics",
-        "-Wno-builtin-macro-redefined",
-        "-D__DATE__=\"Jan  1 1970\"",
-        "-D__TIME__=\"00:00:00\"",
-        "-D__TIMESTAMP__=\"Thu Jan  1 00:00:00 1970\"",
-        "-std=c++17",
-        "-fno-exceptions",
-        "-nostdinc++",
-    ];
-    if cpp { CPP } else { C }
+    const CPP: &[&str] = &["-std=c++17", "-fno-exceptions", "-nostdinc++"];
+    let mut flags = COMMON.to_vec();
+    if cpp {
+        flags.extend_from_slice(CPP);
+    }
+    flags
 }
 
 /// Compiles one Rust file (a binary, or with `test` a test harness).

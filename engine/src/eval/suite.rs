@@ -139,13 +139,7 @@ pub struct Suite {
 }
 
 fn position(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
-        + 1;
-    (line, col)
+    crate::policy::line_col(text, offset)
 }
 
 fn compare_of(s: Option<&str>, tol: f64) -> Result<Option<Compare>, String> {

@@ -117,16 +117,24 @@ struct Ctx<'a> {
     text: &'a str,
 }
 
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut start = offset.min(text.len());
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
+        + 1;
+    (line, col)
+}
+
 impl Ctx<'_> {
     fn position(&self, span: &Range<usize>) -> (usize, usize) {
-        let start = span.start.min(self.text.len());
-        let before = &self.text[..start];
-        let line = before.matches('\n').count() + 1;
-        let col = before
-            .rfind('\n')
-            .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
-            + 1;
-        (line, col)
+        line_col(self.text, span.start)
     }
 
     fn err(

@@ -28,6 +28,7 @@
 
 mod bundled;
 mod file;
+pub(crate) use file::line_col;
 mod guest_path;
 #[cfg(test)]
 mod tests;
