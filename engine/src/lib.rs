@@ -62,7 +62,10 @@ mod sandbox;
 mod verdict;
 
 pub use admit::{BinaryKind, ModuleInfo, Rejection};
-pub use capability::audit::{AuditTrail, Checkpoint, Digest, Event};
+pub use capability::audit::{
+    AuditTrail, CHECKPOINT_EVERY, Checkpoint, Digest, ERRNO_TRAP, Event, MAX_CHECKPOINTS,
+    MAX_KEPT_EVENTS,
+};
 pub use engine::{EPOCH_TICK, Engine, EngineConfig, GuestModule, WASMTIME_VERSION, wasm_features};
 pub use error::{Error, ErrorKind, Result};
 pub use policy::{Policy, PolicyError};

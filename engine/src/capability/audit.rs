@@ -138,7 +138,7 @@ pub struct Event {
     pub fuel: u64,
     /// Digest of the arguments.
     pub args: Digest,
-    /// WASI errno (0 = success), or [`ERRNO_TRAP`].
+    /// WASI errno (0 = success), or [`ERRNO_TRAP`](crate::ERRNO_TRAP).
     pub errno: u16,
     /// Digest of what the host returned.
     pub result: Digest,
@@ -301,7 +301,7 @@ impl AuditTrail {
         m
     }
 
-    /// The events kept in memory (the first [`MAX_KEPT_EVENTS`]).
+    /// The events kept in memory (the first [`MAX_KEPT_EVENTS`](crate::MAX_KEPT_EVENTS)).
     pub fn events(&self) -> &[Event] {
         &self.kept
     }

@@ -196,9 +196,9 @@ pub struct RunRecord {
     pub trail: Option<BlobRef>,
     /// Whether `trail` holds every call (else only the first ones).
     pub trail_complete: bool,
-    /// At most [`MAX_CHECKPOINTS`](crate::capability::audit::MAX_CHECKPOINTS) checkpoints,
+    /// At most [`MAX_CHECKPOINTS`](crate::MAX_CHECKPOINTS) checkpoints,
     /// evenly spaced on multiples of
-    /// [`CHECKPOINT_EVERY`](crate::capability::audit::CHECKPOINT_EVERY) calls.
+    /// [`CHECKPOINT_EVERY`](crate::CHECKPOINT_EVERY) calls.
     pub checkpoints: Vec<CheckpointEntry>,
     /// blake3 of this record serialised with `record_hash` empty.
     pub record_hash: String,
