@@ -91,14 +91,7 @@ pub fn admit_core(
     policy: &Policy,
     features: WasmFeatures,
 ) -> Result<ModuleInfo, Rejection> {
-    let limits = &policy.limits;
-    if bytes.len() as u64 > limits.module_bytes.0 {
-        return Err(Rejection(format!(
-            "the module is {} bytes, more than the policy's `module_bytes` limit of {}",
-            bytes.len(),
-            limits.module_bytes
-        )));
-    }
+    check_size(bytes.len() as u64, BinaryKind::CoreModule, policy)?;
     match sniff(bytes)? {
         BinaryKind::CoreModule => {}
         BinaryKind::Component => {
@@ -181,19 +174,8 @@ pub fn admit_core(
     }
 
     let functions = func_types.len() as u64;
-    if functions > limits.functions.0 {
-        return Err(Rejection(format!(
-            "the module has {functions} functions, more than the policy's `functions` limit of {}",
-            limits.functions
-        )));
-    }
     let memory_min_bytes = memory_min_pages.saturating_mul(PAGE);
-    if memory_min_bytes > limits.memory.0 {
-        return Err(Rejection(format!(
-            "the module declares {memory_min_pages} pages ({} bytes) of initial memory, more than the policy's `memory_bytes` limit of {}",
-            memory_min_bytes, limits.memory
-        )));
-    }
+    check_counts(BinaryKind::CoreModule, functions, memory_min_bytes, policy)?;
 
     match exports.get("_start") {
         Some((ExternalKind::Func, idx)) => {
@@ -255,14 +237,7 @@ pub fn admit_component(
     policy: &Policy,
     features: WasmFeatures,
 ) -> Result<ModuleInfo, Rejection> {
-    let limits = &policy.limits;
-    if bytes.len() as u64 > limits.module_bytes.0 {
-        return Err(Rejection(format!(
-            "the component is {} bytes, more than the policy's `module_bytes` limit of {}",
-            bytes.len(),
-            limits.module_bytes
-        )));
-    }
+    check_size(bytes.len() as u64, BinaryKind::Component, policy)?;
     let features = features | WasmFeatures::COMPONENT_MODEL;
     Validator::new_with_features(features)
         .validate_all(bytes)
@@ -291,19 +266,8 @@ pub fn admit_component(
             _ => {}
         }
     }
-    if functions > limits.functions.0 {
-        return Err(Rejection(format!(
-            "the component has {functions} functions, more than the policy's `functions` limit of {}",
-            limits.functions
-        )));
-    }
     let memory_min_bytes = memory_min_pages.saturating_mul(PAGE);
-    if memory_min_bytes > limits.memory.0 {
-        return Err(Rejection(format!(
-            "the component declares {memory_min_bytes} bytes of initial memory, more than the policy's `memory_bytes` limit of {}",
-            limits.memory
-        )));
-    }
+    check_counts(BinaryKind::Component, functions, memory_min_bytes, policy)?;
     Ok(ModuleInfo {
         kind: BinaryKind::Component,
         size: bytes.len() as u64,
@@ -321,23 +285,50 @@ pub fn admit_component(
 ///
 /// The first cap exceeded.
 pub fn check_caps(info: &ModuleInfo, policy: &Policy) -> Result<(), Rejection> {
+    check_size(info.size, info.kind, policy)?;
+    check_counts(info.kind, info.functions, info.memory_min_bytes, policy)
+}
+
+fn noun(kind: BinaryKind) -> &'static str {
+    match kind {
+        BinaryKind::CoreModule => "module",
+        BinaryKind::Component => "component",
+    }
+}
+
+/// The `module_bytes` cap (checked before anything is parsed).
+fn check_size(size: u64, kind: BinaryKind, policy: &Policy) -> Result<(), Rejection> {
+    let max = policy.limits.module_bytes;
+    if size > max.0 {
+        return Err(Rejection(format!(
+            "the {} is {size} bytes, more than the policy's `module_bytes` limit of {max}",
+            noun(kind)
+        )));
+    }
+    Ok(())
+}
+
+/// The `functions` and `memory_bytes` caps on what the binary declares.
+fn check_counts(
+    kind: BinaryKind,
+    functions: u64,
+    memory_min_bytes: u64,
+    policy: &Policy,
+) -> Result<(), Rejection> {
     let l = &policy.limits;
-    if info.size > l.module_bytes.0 {
+    if functions > l.functions.0 {
         return Err(Rejection(format!(
-            "the module is {} bytes, more than the policy's `module_bytes` limit of {}",
-            info.size, l.module_bytes
+            "the {} has {functions} functions, more than the policy's `functions` limit of {}",
+            noun(kind),
+            l.functions
         )));
     }
-    if info.functions > l.functions.0 {
+    if memory_min_bytes > l.memory.0 {
         return Err(Rejection(format!(
-            "the module has {} functions, more than the policy's `functions` limit of {}",
-            info.functions, l.functions
-        )));
-    }
-    if info.memory_min_bytes > l.memory.0 {
-        return Err(Rejection(format!(
-            "the module declares {} bytes of initial memory, more than the policy's `memory_bytes` limit of {}",
-            info.memory_min_bytes, l.memory
+            "the {} declares {} pages ({memory_min_bytes} bytes) of initial memory, more than the policy's `memory_bytes` limit of {}",
+            noun(kind),
+            memory_min_bytes / PAGE,
+            l.memory
         )));
     }
     Ok(())

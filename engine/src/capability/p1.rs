@@ -151,6 +151,20 @@ impl Gate {
         }
     }
 
+    /// Refuses (and records) a call with a path longer than
+    /// [`MAX_PATH_BYTES`](super::MAX_PATH_BYTES), before the host sees it.
+    fn path_too_long<T>(
+        &mut self,
+        func: &'static str,
+        args: Digest,
+        paths: &[GuestPtr<str>],
+    ) -> Option<R<T>> {
+        paths
+            .iter()
+            .any(|p| too_long(*p))
+            .then(|| self.done(func, args, Err(Errno::Nametoolong.into()), |_| none()))
+    }
+
     fn fd_info(&self, fd: types::Fd) -> Option<FdInfo> {
         self.core.fds.get(&u32::from(fd)).copied()
     }
@@ -766,13 +780,8 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(fdv(dirfd))
             .bytes(&path_bytes(mem, path))
             .finish();
-        if too_long(path) {
-            return self.done(
-                "path_create_directory",
-                args,
-                Err(Errno::Nametoolong.into()),
-                |_| none(),
-            );
+        if let Some(r) = self.path_too_long("path_create_directory", args, &[path]) {
+            return r;
         }
         if let Some(e) = self.creation_blocked(mem, dirfd, path).await {
             return self.done("path_create_directory", args, Err(e), |_| none());
@@ -796,13 +805,8 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(flags.bits().into())
             .bytes(&path_bytes(mem, path))
             .finish();
-        if too_long(path) {
-            return self.done(
-                "path_filestat_get",
-                args,
-                Err(Errno::Nametoolong.into()),
-                |_| none(),
-            );
+        if let Some(r) = self.path_too_long("path_filestat_get", args, &[path]) {
+            return r;
         }
         let r = self.wasi.path_filestat_get(mem, dirfd, flags, path).await;
         let r = r.map(|s| self.virt_stat(s));
@@ -827,13 +831,8 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(mtim)
             .u64(fst.bits().into())
             .finish();
-        if too_long(path) {
-            return self.done(
-                "path_filestat_set_times",
-                args,
-                Err(Errno::Nametoolong.into()),
-                |_| none(),
-            );
+        if let Some(r) = self.path_too_long("path_filestat_set_times", args, &[path]) {
+            return r;
         }
         let r = match times_of(atim, mtim, fst, self.core.clock.wall_now()) {
             Err(e) => Err(e),
@@ -871,10 +870,8 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(fdv(target_fd))
             .bytes(&path_bytes(mem, target_path))
             .finish();
-        if too_long(src_path) || too_long(target_path) {
-            return self.done("path_link", args, Err(Errno::Nametoolong.into()), |_| {
-                none()
-            });
+        if let Some(r) = self.path_too_long("path_link", args, &[src_path, target_path]) {
+            return r;
         }
         if let Some(e) = self.creation_blocked(mem, target_fd, target_path).await {
             return self.done("path_link", args, Err(e), |_| none());
@@ -909,10 +906,8 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(inheriting.bits())
             .u64(fdflags.bits().into())
             .finish();
-        if too_long(path) {
-            return self.done("path_open", args, Err(Errno::Nametoolong.into()), |_| {
-                none()
-            });
+        if let Some(r) = self.path_too_long("path_open", args, &[path]) {
+            return r;
         }
         if !self.core.open_fits() {
             return self.done("path_open", args, Err(Errno::Mfile.into()), |_| none());
@@ -991,13 +986,8 @@ impl WasiSnapshotPreview1 for Gate {
             .bytes(&path_bytes(mem, path))
             .u64(buf_len.into())
             .finish();
-        if too_long(path) {
-            return self.done(
-                "path_readlink",
-                args,
-                Err(Errno::Nametoolong.into()),
-                |_| none(),
-            );
+        if let Some(r) = self.path_too_long("path_readlink", args, &[path]) {
+            return r;
         }
         let r = self
             .wasi
@@ -1020,13 +1010,8 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(fdv(dirfd))
             .bytes(&path_bytes(mem, path))
             .finish();
-        if too_long(path) {
-            return self.done(
-                "path_remove_directory",
-                args,
-                Err(Errno::Nametoolong.into()),
-                |_| none(),
-            );
+        if let Some(r) = self.path_too_long("path_remove_directory", args, &[path]) {
+            return r;
         }
         let r = self.wasi.path_remove_directory(mem, dirfd, path).await;
         self.done("path_remove_directory", args, r, |_| none())
@@ -1046,10 +1031,8 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(fdv(dest_fd))
             .bytes(&path_bytes(mem, dest_path))
             .finish();
-        if too_long(src_path) || too_long(dest_path) {
-            return self.done("path_rename", args, Err(Errno::Nametoolong.into()), |_| {
-                none()
-            });
+        if let Some(r) = self.path_too_long("path_rename", args, &[src_path, dest_path]) {
+            return r;
         }
         let r = self
             .wasi
@@ -1070,10 +1053,8 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(fdv(dirfd))
             .bytes(&path_bytes(mem, dest_path))
             .finish();
-        if too_long(src_path) || too_long(dest_path) {
-            return self.done("path_symlink", args, Err(Errno::Nametoolong.into()), |_| {
-                none()
-            });
+        if let Some(r) = self.path_too_long("path_symlink", args, &[src_path, dest_path]) {
+            return r;
         }
         if let Some(e) = self.creation_blocked(mem, dirfd, dest_path).await {
             return self.done("path_symlink", args, Err(e), |_| none());
@@ -1098,13 +1079,8 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(fdv(dirfd))
             .bytes(&path_bytes(mem, path))
             .finish();
-        if too_long(path) {
-            return self.done(
-                "path_unlink_file",
-                args,
-                Err(Errno::Nametoolong.into()),
-                |_| none(),
-            );
+        if let Some(r) = self.path_too_long("path_unlink_file", args, &[path]) {
+            return r;
         }
         let r = self.wasi.path_unlink_file(mem, dirfd, path).await;
         self.done("path_unlink_file", args, r, |_| none())
