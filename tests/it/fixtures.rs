@@ -706,5 +706,20 @@ fn run_fixture(f: &Fixture) -> Result<(), Failed> {
         .into());
     }
     let _ = (&f.expect.description, &f.expect.threat, f.expect.malicious);
+    dump_report(f, &first)
+}
+
+/// With `CORRAL_FIXTURE_REPORTS=DIR`, writes each fixture's deterministic report (pretty JSON,
+/// sorted keys) to `DIR/<category>__<name>.json`: two trees of dumps, made before and after a
+/// change, are compared with `diff -r` to show that reports did not change.
+fn dump_report(f: &Fixture, r: &RunReport) -> Result<(), Failed> {
+    let Some(dir) = std::env::var_os("CORRAL_FIXTURE_REPORTS") else {
+        return Ok(());
+    };
+    let dir = PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&r.deterministic_json()).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join(format!("{}__{}.json", f.category, f.name)), text + "\n")
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
