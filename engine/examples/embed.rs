@@ -1,12 +1,12 @@
 //! Embedding corral: create an engine once, admit a module once, run it many times.
 //!
 //! ```sh
-//! cargo run --release -p engine --example embed
+//! cargo run --release -p corral --example embed
 //! ```
 
 use std::time::Instant;
 
-use engine::{Engine, EngineConfig, Policy, Verdict};
+use corral::{Engine, EngineConfig, Policy, Verdict};
 
 const GUEST: &str = r#"
 (module

@@ -13,7 +13,6 @@ use crate::capability::{self, RunState};
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::report::ModuleHash;
-use crate::sandbox::SandboxBuilder;
 
 /// Maximum wasm stack (bytes). Fixed: stack-overflow depth is part of the determinism profile.
 /// 16 MiB: interpreters (CPython, QuickJS) recurse through C and need it to report
@@ -66,11 +65,31 @@ impl Default for EngineConfig {
     }
 }
 
+/// A stable digest (blake3, hex) of what wasmtime says makes precompiled code compatible
+/// between engines (its version and codegen settings): the same on every build of the same
+/// configuration, unlike `std`'s `Hasher`, whose output may change between Rust releases.
+pub(crate) fn compatibility_digest(engine: &wasmtime::Engine) -> String {
+    struct Blake(blake3::Hasher);
+    impl std::hash::Hasher for Blake {
+        fn finish(&self) -> u64 {
+            0 // never called: the digest is read from the hasher itself
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+    }
+    let mut h = Blake(blake3::Hasher::new_derive_key(
+        "corral 2026 wasmtime compatibility v1",
+    ));
+    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
+    h.0.finalize().to_hex().to_string()
+}
+
 /// A link error with its whole context chain (which names the import), on one line.
 fn link_error(e: &wasmtime::Error) -> String {
     let mut parts: Vec<String> = e.chain().map(|c| c.to_string()).collect();
     parts.dedup();
-    crate::report::scrub_host_paths(&parts.join(": "))
+    crate::redact::scrub_host_paths(&parts.join(": "))
 }
 
 /// The wasm features corral accepts: what compilers emit, without threads, shared memory,
@@ -244,19 +263,6 @@ impl GuestModule {
         }
     }
 
-    /// Stores the module's bytes as a blob in `store` (without reading them if present).
-    ///
-    /// # Errors
-    ///
-    /// The store cannot be written or the module cannot be read.
-    pub fn store_blob(&self, store: &crate::record::Store) -> Result<String, Error> {
-        let name = self.hash.to_string();
-        if store.has_blob(&name) {
-            return Ok(name);
-        }
-        store.put_blob(&self.bytes()?)
-    }
-
     pub(crate) fn compiled(&self) -> &Compiled {
         &self.compiled
     }
@@ -278,12 +284,13 @@ impl Engine {
         capability::p2::add_to_linker(&mut component_linker)
             .map_err(|e| Error::host(format!("cannot build the component linker: {e}")))?;
         let artifacts = config.cache_dir.as_ref().map(|d| {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            wasmtime.precompile_compatibility_hash().hash(&mut h);
-            env!("CARGO_PKG_VERSION").hash(&mut h);
-            GATE_VERSION.hash(&mut h);
-            crate::artifact::ArtifactCache::new(d.join("artifacts"), format!("{:016x}", h.finish()))
+            let key = blake3::Hasher::new_derive_key("corral 2026 artifact cache key v1")
+                .update(compatibility_digest(&wasmtime).as_bytes())
+                .update(env!("CARGO_PKG_VERSION").as_bytes())
+                .update(b"\0")
+                .update(GATE_VERSION.as_bytes())
+                .finalize();
+            crate::artifact::ArtifactCache::new(d.join("artifacts"), key.to_hex()[..16].to_string())
         });
         Ok(Engine {
             inner: Arc::new(Inner {
@@ -300,34 +307,6 @@ impl Engine {
                 scratch: Mutex::new(Vec::new()),
             }),
         })
-    }
-
-    /// The identity recorded in run records: versions, and a digest of every setting that
-    /// can change what a guest observes (wasm features, stack size, fuel and clock constants,
-    /// gate version). CPU codegen flags are recorded apart (`host_isa`): they do not change
-    /// semantics, so records replay across machines.
-    pub fn identity(&self) -> crate::record::format::EngineId {
-        use std::hash::{Hash, Hasher};
-        let desc = format!(
-            "features={:x};nan_canon=1;relaxed_simd=off;fuel=1;stack={MAX_WASM_STACK};async_stack={ASYNC_STACK};\
-             ns_per_fuel={};mono_start={};resolution={};max_random={};gate={GATE_VERSION};dir_size=4096;dir_nlink=2",
-            wasm_features().bits(),
-            crate::capability::clock::NS_PER_FUEL,
-            crate::capability::clock::MONO_START_NS,
-            crate::capability::clock::RESOLUTION_NS,
-            crate::capability::wasi::MAX_RANDOM_BYTES,
-        );
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.inner
-            .wasmtime
-            .precompile_compatibility_hash()
-            .hash(&mut h);
-        crate::record::format::EngineId {
-            corral: env!("CARGO_PKG_VERSION").to_string(),
-            wasmtime: WASMTIME_VERSION.to_string(),
-            config: crate::record::format::hash_of(desc.as_bytes()),
-            host_isa: format!("{:016x}", h.finish()),
-        }
     }
 
     /// The engine's settings.
@@ -600,14 +579,5 @@ impl Engine {
                 Ok(Compiled::Component(pre))
             }
         }
-    }
-
-    /// Starts configuring a run of `module` under `policy`.
-    pub fn sandbox<'a>(
-        &'a self,
-        module: &'a GuestModule,
-        policy: &'a Policy,
-    ) -> SandboxBuilder<'a> {
-        SandboxBuilder::new(self, module, policy)
     }
 }

@@ -17,7 +17,7 @@
 //! # Example
 //!
 //! ```
-//! use engine::{Engine, EngineConfig, Policy, Verdict};
+//! use corral::{Engine, EngineConfig, Policy, Verdict};
 //!
 //! let wasm = wat::parse_str(r#"
 //!     (module
@@ -46,7 +46,6 @@
 
 pub mod admit;
 mod artifact;
-pub mod bench;
 pub(crate) mod capability;
 pub mod compile;
 mod engine;
@@ -54,11 +53,11 @@ mod error;
 pub mod eval;
 pub mod policy;
 pub mod record;
+pub mod redact;
 pub mod replay;
 mod report;
 pub mod request;
-pub mod runner;
-mod sandbox;
+pub mod sandbox;
 mod verdict;
 
 pub use admit::{BinaryKind, ModuleInfo, Rejection};
@@ -69,6 +68,7 @@ pub use capability::audit::{
 pub use engine::{EPOCH_TICK, Engine, EngineConfig, GuestModule, WASMTIME_VERSION, wasm_features};
 pub use error::{Error, ErrorKind, Result};
 pub use policy::{Policy, PolicyError};
-pub use report::{CallSummary, ModuleHash, RunReport, scrub_host_paths};
+pub use redact::scrub_host_paths;
+pub use report::{CallSummary, ModuleHash, RunReport};
 pub use sandbox::{Access, DirGrant, Finished, RunInputs, Sandbox, SandboxBuilder, StagedInput};
 pub use verdict::{LimitKind, TrapKind, Verdict};

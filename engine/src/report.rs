@@ -179,30 +179,3 @@ impl RunReport {
         v
     }
 }
-
-/// Replaces anything that looks like an absolute host path with `<path>`.
-///
-/// Used on text that may carry host error detail (wasmtime or OS errors) before it goes into
-/// a message; messages that corral writes itself never contain host paths to begin with.
-pub fn scrub_host_paths(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find('/') {
-        let (before, after) = rest.split_at(i);
-        out.push_str(before);
-        let prev = before.chars().last();
-        let starts_path = prev.is_none_or(|c| c.is_whitespace() || "`'\"(=:".contains(c));
-        let end = after
-            .find(|c: char| c.is_whitespace() || "`'\")".contains(c))
-            .unwrap_or(after.len());
-        let token = &after[..end];
-        if starts_path && token.len() > 1 && token[1..].contains(|c: char| c.is_alphanumeric()) {
-            out.push_str("<path>");
-        } else {
-            out.push_str(token);
-        }
-        rest = &after[end..];
-    }
-    out.push_str(rest);
-    out
-}

@@ -225,7 +225,10 @@ impl Engine {
             // Interpreters get the display name as argv[0] and the program as argv[1].
             b = b.argv0(req.name.clone()).args([source]);
             if req.language == compile::Language::JavaScript {
-                b = b.env(crate::runner::JS_STACK_ENV.0, crate::runner::JS_STACK_ENV.1);
+                b = b.env(
+                    crate::compile::runner::JS_STACK_ENV.0,
+                    crate::compile::runner::JS_STACK_ENV.1,
+                );
             }
         }
         let mut b = b

@@ -8,7 +8,29 @@ use std::fmt;
 use wasmtime::Trap;
 use wasmtime_wasi::I32Exit;
 
-use crate::capability::GateStop;
+/// Why the gate stopped a run from inside a host call. Carried as a typed error payload so
+/// the verdict module can downcast it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GateStop {
+    /// A refused call, under `on_denial = "end_run"`.
+    Denied(String),
+    /// A limit that ends the run at once.
+    Limit(LimitKind),
+    /// A host call with arguments it cannot accept (WASI defines these as traps).
+    BadHostCall(String),
+}
+
+impl fmt::Display for GateStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GateStop::Denied(why) => write!(f, "call denied: {why}"),
+            GateStop::Limit(kind) => write!(f, "limit reached: {kind}"),
+            GateStop::BadHostCall(why) => write!(f, "bad host call: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for GateStop {}
 
 /// How a run ended. Guest misbehaviour is always a verdict, never an `Err`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,7 +347,7 @@ fn trap_kind(trap: Trap) -> TrapKind {
 fn host_error_message(err: &wasmtime::Error) -> String {
     // The root cause text comes from wasmtime or the gate, never from a host path we
     // formatted in; still, strip anything that looks like an absolute host path.
-    crate::report::scrub_host_paths(&format!("host error: {}", err.root_cause()))
+    crate::redact::scrub_host_paths(&format!("host error: {}", err.root_cause()))
 }
 
 /// One human sentence describing the verdict.

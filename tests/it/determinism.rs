@@ -11,9 +11,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use engine::compile::Language;
-use engine::request::RunRequest;
-use engine::{Engine, EngineConfig, Policy};
+use corral::compile::Language;
+use corral::request::RunRequest;
+use corral::{Engine, EngineConfig, Policy};
 use libtest_mimic::{Failed, Trial};
 
 use crate::support;
@@ -67,12 +67,12 @@ fn fast_ticks(path: &str) -> Result<(), Failed> {
         .build()
         .map_err(|e| e.to_string())?;
 
-    let calm = engine(engine::EPOCH_TICK, dir.path())?;
+    let calm = engine(corral::EPOCH_TICK, dir.path())?;
     let want = rt
         .block_on(calm.run_request(&req))
         .map_err(|e| e.to_string())?
         .report;
-    if want.verdict != engine::Verdict::Ok {
+    if want.verdict != corral::Verdict::Ok {
         return Err(format!("baseline run failed: {}", want.message).into());
     }
     let want = want.deterministic_json();

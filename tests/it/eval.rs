@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use engine::eval::{self, CaseStatus, EvalOptions, Suite};
-use engine::record::Store;
-use engine::{Engine, EngineConfig, LimitKind, TrapKind, Verdict};
+use corral::eval::{self, CaseStatus, EvalOptions, Suite};
+use corral::record::Store;
+use corral::{Engine, EngineConfig, LimitKind, TrapKind, Verdict};
 use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
 
@@ -96,10 +96,10 @@ fn big_suite() -> Result<(), Failed> {
             if replayed.insert(kind.to_string()) {
                 let e = engine(dir.path())?;
                 let rep = rt()
-                    .block_on(engine::replay::replay(
+                    .block_on(corral::replay::replay(
                         &e,
                         Path::new(rec),
-                        &engine::replay::ReplayOptions::default(),
+                        &corral::replay::ReplayOptions::default(),
                     ))
                     .map_err(|e| format!("replay of {}: {e}", r.name))?;
                 if !rep.identical {

@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use engine::compile::Language;
-use engine::request::RunRequest;
-use engine::{DirGrant, Engine, EngineConfig, Policy, RunReport};
+use corral::compile::Language;
+use corral::request::RunRequest;
+use corral::{DirGrant, Engine, EngineConfig, Policy, RunReport};
 use libtest_mimic::{Failed, Trial};
 use serde::Deserialize;
 
@@ -631,7 +631,7 @@ fn check(f: &Fixture, r: &RunReport) -> Result<(), Failed> {
             r.calls.denials
         ));
     }
-    if let engine::Verdict::HostError(m) = &r.verdict {
+    if let corral::Verdict::HostError(m) = &r.verdict {
         errs.push(format!("host_error: {m}"));
     }
     if errs.is_empty() {
@@ -648,11 +648,11 @@ fn record_and_replay(
     f: &Fixture,
     engine: &Engine,
     req: &RunRequest,
-    outcome: &mut engine::request::Outcome,
+    outcome: &mut corral::request::Outcome,
     store_dir: &Path,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(), Failed> {
-    let store = engine::record::Store::new(store_dir.to_path_buf());
+    let store = corral::record::Store::new(store_dir.to_path_buf());
     let Some(path) = engine
         .record(req, outcome, &store)
         .map_err(|e| format!("cannot record: {e}"))?
@@ -665,11 +665,11 @@ fn record_and_replay(
     };
     let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
     RECORD_SIZES.lock().map_err(|e| e.to_string())?.push(size);
-    let opts = engine::replay::ReplayOptions {
+    let opts = corral::replay::ReplayOptions {
         ceiling: req.policy.clone(),
         ..Default::default()
     };
-    let result = rt.block_on(engine::replay::replay(engine, &path, &opts));
+    let result = rt.block_on(corral::replay::replay(engine, &path, &opts));
     let writes_host = f
         .expect
         .dirs
@@ -719,7 +719,10 @@ fn dump_report(f: &Fixture, r: &RunReport) -> Result<(), Failed> {
     let dir = PathBuf::from(dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let text = serde_json::to_string_pretty(&r.deterministic_json()).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join(format!("{}__{}.json", f.category, f.name)), text + "\n")
-        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        dir.join(format!("{}__{}.json", f.category, f.name)),
+        text + "\n",
+    )
+    .map_err(|e| e.to_string())?;
     Ok(())
 }

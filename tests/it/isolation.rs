@@ -1,9 +1,9 @@
 //! Runs on one engine share nothing: each sees an empty private scratch directory, even
 //! though empty scratch directories are reused between runs.
 
-use engine::compile::Language;
-use engine::request::RunRequest;
-use engine::{Engine, EngineConfig, Policy, Verdict};
+use corral::compile::Language;
+use corral::request::RunRequest;
+use corral::{Engine, EngineConfig, Policy, Verdict};
 use libtest_mimic::{Failed, Trial};
 
 use crate::support;
@@ -51,7 +51,7 @@ fn scratch_is_private() -> Result<(), Failed> {
         Language::Rust,
         policy.clone(),
     );
-    let prepared = engine::eval::Prepared::new(&engine, &req).map_err(|e| e.to_string())?;
+    let prepared = corral::eval::Prepared::new(&engine, &req).map_err(|e| e.to_string())?;
     let module = prepared.module.ok_or("the guest did not compile")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

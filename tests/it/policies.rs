@@ -1,7 +1,7 @@
 //! Policy tests: bundled policies, `policies/invalid/*` with exact errors, properties.
 
-use engine::Policy;
-use engine::policy::BUNDLED;
+use corral::Policy;
+use corral::policy::BUNDLED;
 use libtest_mimic::{Failed, Trial};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};

@@ -2,12 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use engine::compile::Language;
-use engine::record::Store;
-use engine::record::format::{BlobRef, RunRecord, Tree, TreeFile, hash_of};
-use engine::replay::{Divergence, ReplayError, ReplayOptions, replay};
-use engine::request::RunRequest;
-use engine::{DirGrant, Engine, EngineConfig, Policy};
+use corral::compile::Language;
+use corral::record::Store;
+use corral::record::format::{BlobRef, RunRecord, Tree, TreeFile, hash_of};
+use corral::replay::{Divergence, ReplayError, ReplayOptions, replay};
+use corral::request::RunRequest;
+use corral::{DirGrant, Engine, EngineConfig, Policy};
 use libtest_mimic::{Failed, Trial};
 
 use crate::support;
@@ -145,7 +145,7 @@ fn blob(s: &Setup, bytes: &[u8]) -> Result<BlobRef, Failed> {
     })
 }
 
-fn replay_ok(s: &Setup, path: &Path) -> Result<engine::replay::ReplayReport, Failed> {
+fn replay_ok(s: &Setup, path: &Path) -> Result<corral::replay::ReplayReport, Failed> {
     rt().block_on(replay(&s.engine, path, &ReplayOptions::default()))
         .map_err(|e| Failed::from(format!("refused: {e}")))
 }
@@ -295,7 +295,7 @@ fn tamper_bundle() -> Result<(), Failed> {
     let s = setup()?;
     let path = record(&s, 0, "x")?;
     let out = s.root.join("b.bundle");
-    engine::replay::bundle(&path, &out, None).map_err(|e| e.to_string())?;
+    corral::replay::bundle(&path, &out, None).map_err(|e| e.to_string())?;
     let bytes = std::fs::read(&out).map_err(|e| e.to_string())?;
     let elsewhere = setup()?; // a machine without the store
     let r = rt()
@@ -333,7 +333,7 @@ fn bundle_elsewhere() -> Result<(), Failed> {
     let s = setup()?;
     let path = record(&s, 3, "abc")?;
     let out = s.root.join("b.bundle");
-    engine::replay::bundle(&path, &out, None).map_err(|e| e.to_string())?;
+    corral::replay::bundle(&path, &out, None).map_err(|e| e.to_string())?;
     let other = setup()?;
     let copy = other.root.join("moved.bundle");
     std::fs::copy(&out, &copy).map_err(|e| e.to_string())?;

@@ -4,7 +4,8 @@
 //! quotas (`fs_bytes`, `fs_files`, `open_files`), virtual metadata (synthetic inodes, fixed
 //! timestamps, sorted `fd_readdir`), virtual clocks and a `poll_oneoff` that never really
 //! sleeps, seeded random, and an audit trail of every call. Only this module builds WASI
-//! contexts (`wasi.rs`); the verdict module reads its typed stop payloads ([`GateStop`]).
+//! contexts (`wasi.rs`); a call that must stop the run returns a typed [`GateStop`] payload,
+//! which the verdict module downcasts.
 
 pub(crate) mod audit;
 pub(crate) mod clock;
@@ -25,34 +26,11 @@ use std::sync::Arc;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::policy::OnDenial;
+pub(crate) use crate::verdict::GateStop;
 use crate::verdict::LimitKind;
 use audit::AuditTrail;
 use clock::VirtualClock;
 use limits::{LimitLog, Limiter};
-
-/// Why the gate stopped a run from inside a host call. Carried as a typed error payload so
-/// the verdict module can downcast it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum GateStop {
-    /// A refused call, under `on_denial = "end_run"`.
-    Denied(String),
-    /// A limit that ends the run at once.
-    Limit(LimitKind),
-    /// A host call with arguments it cannot accept (WASI defines these as traps).
-    BadHostCall(String),
-}
-
-impl fmt::Display for GateStop {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GateStop::Denied(why) => write!(f, "call denied: {why}"),
-            GateStop::Limit(kind) => write!(f, "limit reached: {kind}"),
-            GateStop::BadHostCall(why) => write!(f, "bad host call: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for GateStop {}
 
 /// Fuel charged for every host call, on top of the guest's own instructions: host work is
 /// real work, and without a price a guest could spin on cheap host calls (`sched_yield`,

@@ -7,6 +7,7 @@ use crate::error::Error;
 
 pub mod cache;
 pub mod jail;
+pub mod runner;
 mod toolchain;
 
 /// The languages corral accepts, chosen by file extension.
@@ -67,7 +68,7 @@ pub enum Compiled {
     /// An interpreter (itself wasm) and the program it runs, passed as `argv[1]`.
     Runner {
         /// The built runner.
-        runner: crate::runner::RunnerArtifact,
+        runner: crate::compile::runner::RunnerArtifact,
         /// The program text.
         source: String,
     },
@@ -155,16 +156,16 @@ fn interpreted(
         )));
     }
     let kind = match lang {
-        Language::Python => crate::runner::RunnerKind::Python,
-        _ => crate::runner::RunnerKind::JavaScript,
+        Language::Python => crate::compile::runner::RunnerKind::Python,
+        _ => crate::compile::runner::RunnerKind::JavaScript,
     };
     let cache = cache_dir
         .map(Path::to_path_buf)
-        .or_else(crate::runner::default_cache_dir)
+        .or_else(crate::compile::runner::default_cache_dir)
         .ok_or_else(|| {
             Error::host("no cache directory for the language runners (set CORRAL_HOME)")
         })?;
-    let runner = crate::runner::ensure(kind, &cache)?;
+    let runner = crate::compile::runner::ensure(kind, &cache)?;
     Ok(Compiled::Runner {
         runner,
         source: text.to_string(),

@@ -202,8 +202,8 @@ fn run(
         String::from_utf8_lossy(&outcome.stdout),
         String::from_utf8_lossy(&outcome.stderr)
     );
-    let mut diag = jail::neutralise_paths(&text, &neutral);
-    diag = crate::report::scrub_host_paths(&diag);
+    let mut diag = crate::redact::neutralise_paths(&text, &neutral);
+    diag = crate::redact::scrub_host_paths(&diag);
     if let Some(limit) = outcome.limit_hit {
         let what = match limit {
             JailLimitKind::Cpu => "CPU time limit (20 s)",

@@ -197,7 +197,10 @@ pub async fn run_case(
     if let Some(src) = &prepared.program {
         b = b.argv0(prepared.name.clone()).args([src.clone()]);
         if prepared.language == Language::JavaScript {
-            b = b.env(crate::runner::JS_STACK_ENV.0, crate::runner::JS_STACK_ENV.1);
+            b = b.env(
+                crate::compile::runner::JS_STACK_ENV.0,
+                crate::compile::runner::JS_STACK_ENV.1,
+            );
         }
     }
     b = b

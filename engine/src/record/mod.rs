@@ -72,7 +72,7 @@ pub struct RecordParts<'a> {
 ///
 /// The store cannot be written.
 pub fn build(store: &Store, p: RecordParts<'_>) -> Result<RunRecord, Error> {
-    let module_hash = p.module.store_blob(store)?;
+    let module_hash = store_module(store, p.module)?;
     let policy_toml = p.policy.to_canonical_toml();
     let mut dirs = Vec::new();
     for input in &p.inputs.inputs {
@@ -181,4 +181,45 @@ pub fn build(store: &Store, p: RecordParts<'_>) -> Result<RunRecord, Error> {
 pub fn write(store: &Store, parts: RecordParts<'_>) -> Result<PathBuf, Error> {
     let record = build(store, parts)?;
     store.put_record(&record.to_bytes())
+}
+
+impl crate::engine::Engine {
+    /// The identity recorded in run records: versions, and a digest of every setting that
+    /// can change what a guest observes (wasm features, stack size, fuel and clock constants,
+    /// gate version). CPU codegen flags are recorded apart (`host_isa`): they do not change
+    /// semantics, so records replay across machines.
+    pub fn identity(&self) -> format::EngineId {
+        let desc = format!(
+            "features={:x};nan_canon=1;relaxed_simd=off;fuel=1;stack={};async_stack={};\
+             ns_per_fuel={};mono_start={};resolution={};max_random={};gate={};dir_size=4096;dir_nlink=2",
+            crate::engine::wasm_features().bits(),
+            crate::engine::MAX_WASM_STACK,
+            crate::engine::ASYNC_STACK,
+            crate::capability::clock::NS_PER_FUEL,
+            crate::capability::clock::MONO_START_NS,
+            crate::capability::clock::RESOLUTION_NS,
+            crate::capability::wasi::MAX_RANDOM_BYTES,
+            crate::engine::GATE_VERSION,
+        );
+        format::EngineId {
+            corral: env!("CARGO_PKG_VERSION").to_string(),
+            wasmtime: crate::engine::WASMTIME_VERSION.to_string(),
+            config: format::hash_of(desc.as_bytes()),
+            host_isa: crate::engine::compatibility_digest(self.wasmtime())[..16].to_string(),
+        }
+    }
+}
+
+/// Stores `module`'s bytes as a blob in `store` (without reading them if present); returns
+/// the blob's name.
+///
+/// # Errors
+///
+/// The store cannot be written or the module cannot be read.
+pub fn store_module(store: &Store, module: &crate::GuestModule) -> Result<String, Error> {
+    let name = module.hash().to_string();
+    if store.has_blob(&name) {
+        return Ok(name);
+    }
+    store.put_blob(&module.bytes()?)
 }

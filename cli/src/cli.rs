@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use engine::compile::Language;
-use engine::request::RunRequest;
-use engine::{DirGrant, Engine, EngineConfig, Policy, RunReport, Verdict};
+use corral::compile::Language;
+use corral::request::RunRequest;
+use corral::{DirGrant, Engine, EngineConfig, Policy, RunReport, Verdict};
 
 use crate::output;
 
@@ -54,7 +54,7 @@ enum Command {
     Humaneval(HumanevalArgs),
     /// Measure what runs cost on this machine, against baselines measured in the same run
     /// (raw wasmtime, native processes, python3), and print a table of medians and ratios.
-    /// Build with --release first: `cargo run --release -p engine --bin corral -- bench`.
+    /// Build with --release first: `cargo run --release -p corral-cli -- bench`.
     Bench(BenchArgs),
 }
 
@@ -236,7 +236,7 @@ pub fn main() -> ExitCode {
         Command::Bundle(a) => bundle(a),
         Command::Eval(a) => crate::evalcmd::eval(a),
         Command::Humaneval(a) => crate::evalcmd::humaneval(a),
-        Command::Bench(a) => crate::benchcmd::bench(a),
+        Command::Bench(a) => crate::bench::bench(a),
     }
 }
 
@@ -245,7 +245,7 @@ pub(crate) fn engine() -> Result<Engine, Box<RunReport>> {
     if let Some(t) = std::env::var_os("CORRAL_TMPDIR") {
         config.temp_root = PathBuf::from(t);
     }
-    config.cache_dir = engine::runner::default_cache_dir();
+    config.cache_dir = corral::compile::runner::default_cache_dir();
     Engine::new(config).map_err(|e| {
         Box::new(RunReport::without_run(
             Verdict::HostError(e.to_string()),
@@ -347,10 +347,10 @@ async fn run(a: RunArgs) -> ExitCode {
         let dir = a
             .record_dir
             .clone()
-            .or_else(engine::record::Store::default_location);
+            .or_else(corral::record::Store::default_location);
         match dir {
             Some(dir) => {
-                if let Err(e) = engine.record(&req, &mut outcome, &engine::record::Store::new(dir))
+                if let Err(e) = engine.record(&req, &mut outcome, &corral::record::Store::new(dir))
                 {
                     eprintln!("corral: warning: the run record could not be written: {e}");
                 }
@@ -400,12 +400,12 @@ async fn replay(a: ReplayArgs) -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     };
-    let opts = engine::replay::ReplayOptions {
+    let opts = corral::replay::ReplayOptions {
         best_effort: a.best_effort,
         ceiling,
-        store: a.store.map(engine::record::Store::new),
+        store: a.store.map(corral::record::Store::new),
     };
-    match engine::replay::replay(&engine, &a.record, &opts).await {
+    match corral::replay::replay(&engine, &a.record, &opts).await {
         Ok(r) => {
             if a.json {
                 output::print_json(&output::replay_json(&r));
@@ -418,10 +418,10 @@ async fn replay(a: ReplayArgs) -> ExitCode {
         }
         Err(e) => {
             let (status, verdict) = match &e {
-                engine::replay::ReplayError::Refused(m) => {
+                corral::replay::ReplayError::Refused(m) => {
                     (EXIT_INVALID, Verdict::InvalidInput(m.clone()))
                 }
-                engine::replay::ReplayError::Host(m) => (EXIT_HOST, Verdict::HostError(m.clone())),
+                corral::replay::ReplayError::Host(m) => (EXIT_HOST, Verdict::HostError(m.clone())),
                 _ => (EXIT_HOST, Verdict::HostError(e.to_string())),
             };
             let report = RunReport::without_run(verdict, e.to_string());
@@ -439,16 +439,16 @@ async fn replay(a: ReplayArgs) -> ExitCode {
 }
 
 fn bundle(a: BundleArgs) -> ExitCode {
-    match engine::replay::bundle(
+    match corral::replay::bundle(
         &a.record,
         &a.output,
-        a.store.map(engine::record::Store::new),
+        a.store.map(corral::record::Store::new),
     ) {
         Ok(p) => {
             eprintln!("corral: wrote {}", p.display());
             ExitCode::SUCCESS
         }
-        Err(engine::replay::ReplayError::Host(m)) => {
+        Err(corral::replay::ReplayError::Host(m)) => {
             eprintln!("corral: {m}");
             ExitCode::from(EXIT_HOST)
         }
@@ -460,7 +460,7 @@ fn bundle(a: BundleArgs) -> ExitCode {
 }
 
 /// The audit trail, one call per line.
-fn trace_text(trail: &engine::AuditTrail) -> String {
+fn trace_text(trail: &corral::AuditTrail) -> String {
     let mut s = format!("── trace: {} host calls ──\n", trail.total());
     for ev in trail.events() {
         let result = match ev.errno {

@@ -1,10 +1,10 @@
-//! `corral bench`: runs `engine::bench` and prints its table.
+//! `corral bench`: runs `corral::bench` and prints its table.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use engine::bench::{self, BenchOptions};
+use corral_bench::{self as bench, BenchOptions};
 
 use crate::cli::BenchArgs;
 
@@ -28,13 +28,13 @@ pub(crate) fn bench(a: BenchArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let Some(cache_dir) = engine::runner::default_cache_dir() else {
+    let Some(cache_dir) = corral::compile::runner::default_cache_dir() else {
         eprintln!("corral: no cache directory (hint: set CORRAL_HOME)");
         return ExitCode::from(2);
     };
     if cfg!(debug_assertions) {
         eprintln!(
-            "corral: warning: this is a debug build, whose numbers mean little (hint: cargo run --release -p engine --bin corral -- bench)"
+            "corral: warning: this is a debug build, whose numbers mean little (hint: cargo run --release -p corral-cli -- bench)"
         );
     }
     let opts = BenchOptions {
@@ -51,7 +51,7 @@ pub(crate) fn bench(a: BenchArgs) -> ExitCode {
     let header = format!(
         "corral {} bench (wasmtime {}), {cores} cores{}: medians; every baseline was measured in this run",
         env!("CARGO_PKG_VERSION"),
-        engine::WASMTIME_VERSION,
+        corral::WASMTIME_VERSION,
         if opts.quick { ", quick" } else { "" },
     );
     let tty = std::io::stderr().is_terminal();

@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use engine::RunReport;
+use corral::RunReport;
 
 /// Makes guest bytes safe to show on a terminal: control characters other than newline and
 /// tab become visible escapes, so a guest cannot move the cursor, set the title or write the
@@ -113,7 +113,7 @@ pub fn print_json(value: &serde_json::Value) {
     let _ = out.flush();
 }
 
-fn call_json(c: &engine::replay::CallView) -> serde_json::Value {
+fn call_json(c: &corral::replay::CallView) -> serde_json::Value {
     serde_json::json!({
         "function": c.func,
         "fuel": c.fuel,
@@ -124,8 +124,8 @@ fn call_json(c: &engine::replay::CallView) -> serde_json::Value {
 }
 
 /// The divergence as JSON (`null` when identical).
-pub fn divergence_json(d: Option<&engine::replay::Divergence>) -> serde_json::Value {
-    use engine::replay::Divergence as D;
+pub fn divergence_json(d: Option<&corral::replay::Divergence>) -> serde_json::Value {
+    use corral::replay::Divergence as D;
     match d {
         None => serde_json::Value::Null,
         Some(D::HostCall {
@@ -164,7 +164,7 @@ pub fn divergence_json(d: Option<&engine::replay::Divergence>) -> serde_json::Va
 }
 
 /// The replay report: the replayed run's report plus `identical`, `divergence`, `notes`.
-pub fn replay_json(r: &engine::replay::ReplayReport) -> serde_json::Value {
+pub fn replay_json(r: &corral::replay::ReplayReport) -> serde_json::Value {
     let mut v = r.report.to_json();
     v["identical"] = serde_json::json!(r.identical);
     v["divergence"] = divergence_json(r.divergence.as_ref());
@@ -174,8 +174,8 @@ pub fn replay_json(r: &engine::replay::ReplayReport) -> serde_json::Value {
 }
 
 /// Human text for a replay.
-pub fn replay_text(r: &engine::replay::ReplayReport) -> String {
-    use engine::replay::Divergence as D;
+pub fn replay_text(r: &corral::replay::ReplayReport) -> String {
+    use corral::replay::Divergence as D;
     let mut s = String::new();
     for n in &r.notes {
         s.push_str(&format!("note      {n}\n"));
@@ -185,7 +185,7 @@ pub fn replay_text(r: &engine::replay::ReplayReport) -> String {
         None => s.push_str("replay    not verified\n"),
         Some(D::HostCall { index, expected, actual }) => {
             s.push_str(&format!("replay    DIVERGED at host call #{index}\n"));
-            let show = |c: &Option<engine::replay::CallView>| match c {
+            let show = |c: &Option<corral::replay::CallView>| match c {
                 Some(c) => format!("{} at fuel {} args {} → errno {} result {}", c.func, c.fuel, c.args, c.errno, c.result),
                 None => "(no such call)".to_string(),
             };

@@ -1,5 +1,8 @@
 //! One run: the only place that creates a `Store`.
 
+#[cfg(feature = "bench-baseline")]
+pub mod baseline;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -549,6 +552,17 @@ impl Sandbox {
     }
 }
 
+impl Engine {
+    /// Starts configuring a run of `module` under `policy`.
+    pub fn sandbox<'a>(
+        &'a self,
+        module: &'a GuestModule,
+        policy: &'a Policy,
+    ) -> SandboxBuilder<'a> {
+        SandboxBuilder::new(self, module, policy)
+    }
+}
+
 /// What the sandbox needs from either kind of store data.
 pub(crate) trait GatedState: Send + 'static {
     fn gate_core(&mut self) -> &mut crate::capability::GateCore;
@@ -673,7 +687,7 @@ async fn drive(
         Ok(r) => r,
         Err(_) => {
             log.hit(LimitKind::WallTime);
-            Err(wasmtime::Error::new(crate::capability::GateStop::Limit(
+            Err(wasmtime::Error::new(crate::verdict::GateStop::Limit(
                 LimitKind::WallTime,
             )))
         }

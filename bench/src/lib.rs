@@ -27,7 +27,6 @@
 
 mod guests;
 mod measure;
-pub mod raw;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The `corral` command line. Argument parsing and output only; the logic is in the library.
 
-mod benchcmd;
+mod bench;
 mod cli;
 mod evalcmd;
 mod output;

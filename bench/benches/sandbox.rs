@@ -4,18 +4,18 @@
 //! ones) as one table.
 //!
 //! ```sh
-//! cargo bench -p engine --bench sandbox
+//! cargo bench -p corral-bench --bench sandbox
 //! ```
 
 use std::hint::black_box;
 
+use corral::compile::Language;
+use corral::policy::Fuel;
+use corral::request::RunRequest;
+use corral::sandbox::baseline::{Alloc, RawP1};
+use corral::{Engine, EngineConfig, Policy, Verdict};
+use corral_bench::{NOOP_WAT, writes_wat};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use engine::bench::raw::{Alloc, RawP1};
-use engine::bench::{NOOP_WAT, writes_wat};
-use engine::compile::Language;
-use engine::policy::Fuel;
-use engine::request::RunRequest;
-use engine::{Engine, EngineConfig, Policy, Verdict};
 
 /// A sieve of Eratosthenes over 1 M entries, in WAT (no toolchain needed).
 const SIEVE_WAT: &str = r#"
@@ -60,7 +60,7 @@ fn rt() -> tokio::runtime::Runtime {
 fn run_ok(
     rt: &tokio::runtime::Runtime,
     engine: &Engine,
-    module: &engine::GuestModule,
+    module: &corral::GuestModule,
     policy: &Policy,
 ) {
     let r = rt
@@ -120,7 +120,7 @@ fn record_overhead(c: &mut Criterion) {
     let engine = engine(Some(4));
     let rt = rt();
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = engine::record::Store::new(dir.path().join("records"));
+    let store = corral::record::Store::new(dir.path().join("records"));
     let mut req = RunRequest::new(wasm, "writes.wasm", Language::Wasm, permissive());
     req.keep_inputs = true;
     let mut g = c.benchmark_group("record_overhead");
@@ -139,14 +139,14 @@ fn record_overhead(c: &mut Criterion) {
         .record(&req, &mut o, &store)
         .expect("record")
         .expect("a record");
-    let opts = engine::replay::ReplayOptions {
+    let opts = corral::replay::ReplayOptions {
         ceiling: permissive(),
         ..Default::default()
     };
     g.bench_function("replay", |b| {
         b.iter(|| {
             let r = rt
-                .block_on(engine::replay::replay(&engine, &path, &opts))
+                .block_on(corral::replay::replay(&engine, &path, &opts))
                 .expect("replay");
             assert!(r.identical);
         });

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use engine::compile::Language;
-use engine::eval::{self, CaseStatus, EvalOptions, Suite, humaneval};
-use engine::{Policy, record::Store};
+use corral::compile::Language;
+use corral::eval::{self, CaseStatus, EvalOptions, Suite, humaneval};
+use corral::{Policy, record::Store};
 use serde_json::json;
 
 use crate::cli::{EvalArgs, HeLang, HumanevalArgs};
@@ -40,14 +40,14 @@ fn progress(label: &'static str) -> impl Fn(usize, usize) + Send + Sync + 'stati
     }
 }
 
-fn engine_for(jobs: usize) -> Result<engine::Engine, ExitCode> {
-    let mut config = engine::EngineConfig::default();
+fn engine_for(jobs: usize) -> Result<corral::Engine, ExitCode> {
+    let mut config = corral::EngineConfig::default();
     if let Some(t) = std::env::var_os("CORRAL_TMPDIR") {
         config.temp_root = PathBuf::from(t);
     }
-    config.cache_dir = engine::runner::default_cache_dir();
+    config.cache_dir = corral::compile::runner::default_cache_dir();
     config.pool = Some(u32::try_from(jobs.max(1) * 2).unwrap_or(64));
-    engine::Engine::new(config).map_err(|e| {
+    corral::Engine::new(config).map_err(|e| {
         eprintln!("corral: {e}");
         ExitCode::from(70)
     })
@@ -104,7 +104,7 @@ pub(crate) fn eval(a: EvalArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("corral: {e}");
-            return ExitCode::from(if *e.kind() == engine::ErrorKind::InvalidInput {
+            return ExitCode::from(if *e.kind() == corral::ErrorKind::InvalidInput {
                 2
             } else {
                 70

@@ -31,46 +31,49 @@ pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 pub const JS_STACK_ENV: (&str, &str) = ("CORRAL_WASM_STACK", "6291456");
 
 const PY_FILES: &[(&str, &str)] = &[
-    ("app.py", include_str!("../../runners/python/app.py")),
+    ("app.py", include_str!("../../../runners/python/app.py")),
     (
         "requirements.txt",
-        include_str!("../../runners/python/requirements.txt"),
+        include_str!("../../../runners/python/requirements.txt"),
     ),
     (
         "wit/world.wit",
-        include_str!("../../runners/python/wit/world.wit"),
+        include_str!("../../../runners/python/wit/world.wit"),
     ),
     (
         "wit/deps/cli/cli.wit",
-        include_str!("../../runners/python/wit/deps/cli/cli.wit"),
+        include_str!("../../../runners/python/wit/deps/cli/cli.wit"),
     ),
     (
         "wit/deps/clocks/clocks.wit",
-        include_str!("../../runners/python/wit/deps/clocks/clocks.wit"),
+        include_str!("../../../runners/python/wit/deps/clocks/clocks.wit"),
     ),
     (
         "wit/deps/filesystem/filesystem.wit",
-        include_str!("../../runners/python/wit/deps/filesystem/filesystem.wit"),
+        include_str!("../../../runners/python/wit/deps/filesystem/filesystem.wit"),
     ),
     (
         "wit/deps/io/io.wit",
-        include_str!("../../runners/python/wit/deps/io/io.wit"),
+        include_str!("../../../runners/python/wit/deps/io/io.wit"),
     ),
     (
         "wit/deps/random/random.wit",
-        include_str!("../../runners/python/wit/deps/random/random.wit"),
+        include_str!("../../../runners/python/wit/deps/random/random.wit"),
     ),
     (
         "wit/deps/sockets/sockets.wit",
-        include_str!("../../runners/python/wit/deps/sockets/sockets.wit"),
+        include_str!("../../../runners/python/wit/deps/sockets/sockets.wit"),
     ),
 ];
 
 const JS_FILES: &[(&str, &str)] = &[
-    ("Cargo.toml", include_str!("../../runners/js/Cargo.toml")),
-    ("Cargo.lock", include_str!("../../runners/js/Cargo.lock")),
-    ("build.rs", include_str!("../../runners/js/build.rs")),
-    ("src/main.rs", include_str!("../../runners/js/src/main.rs")),
+    ("Cargo.toml", include_str!("../../../runners/js/Cargo.toml")),
+    ("Cargo.lock", include_str!("../../../runners/js/Cargo.lock")),
+    ("build.rs", include_str!("../../../runners/js/build.rs")),
+    (
+        "src/main.rs",
+        include_str!("../../../runners/js/src/main.rs"),
+    ),
 ];
 
 /// A built runner on disk.

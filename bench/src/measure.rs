@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use super::guests::{
     HELLO, HELLO_PY, KERNELS, KERNELS_RS, NOOP_WAT, SPIN_PY, SPIN_WAT, writes_wat,
 };
-use super::raw::{Alloc, RawP1, RawP2};
 use super::{BenchOptions, Row, Stats, Value};
-use crate::compile::Language;
-use crate::error::Error;
-use crate::eval::{self, humaneval};
-use crate::policy::{Fuel, Policy};
-use crate::request::RunRequest;
-use crate::{Engine, EngineConfig, GuestModule, Verdict};
+use corral::Error;
+use corral::compile::Language;
+use corral::eval::{self, humaneval};
+use corral::policy::{Fuel, Policy};
+use corral::request::RunRequest;
+use corral::sandbox::baseline::{Alloc, RawP1, RawP2};
+use corral::{Engine, EngineConfig, GuestModule, Verdict};
 
 type Rows = Result<Vec<Row>, Error>;
 
@@ -73,7 +73,7 @@ fn temp_dir(opts: &BenchOptions) -> Result<tempfile::TempDir, Error> {
         .map_err(|e| Error::host(format!("cannot create a temporary directory: {e}")))
 }
 
-fn expect_ok(report: &crate::RunReport, what: &str) -> Result<(), Error> {
+fn expect_ok(report: &corral::RunReport, what: &str) -> Result<(), Error> {
     if report.verdict == Verdict::Ok {
         Ok(())
     } else {
@@ -110,7 +110,7 @@ fn sandbox<'a>(
     module: &'a GuestModule,
     prepared: &eval::Prepared,
     policy: &'a Policy,
-) -> crate::SandboxBuilder<'a> {
+) -> corral::SandboxBuilder<'a> {
     let b = engine.sandbox(module, policy);
     match &prepared.program {
         Some(src) => b.argv0(prepared.name.clone()).args([src.clone()]),
@@ -319,7 +319,10 @@ pub(super) fn python(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> R
         }
         Ok(d)
     };
-    let runner = crate::runner::ensure(crate::runner::RunnerKind::Python, &opts.cache_dir)?;
+    let runner = corral::compile::runner::ensure(
+        corral::compile::runner::RunnerKind::Python,
+        &opts.cache_dir,
+    )?;
     progress("bench: loading the Python runner on raw wasmtime (compiled once, then cached)");
     let raw = RawP2::new(&runner.wasm, runner.hash, &opts.cache_dir)?;
     let program = prepared.program.clone().unwrap_or_default();
@@ -653,7 +656,7 @@ pub(super) fn record(opts: &BenchOptions) -> Rows {
     let engine = engine(opts, Some(4))?;
     let permissive = policy("permissive")?;
     let dir = temp_dir(opts)?;
-    let store = crate::record::Store::new(dir.path().join("records"));
+    let store = corral::record::Store::new(dir.path().join("records"));
     let rt = current_thread()?;
     let mut req = RunRequest::new(wasm, "writes.wasm", Language::Wasm, permissive.clone());
     req.keep_inputs = true;
@@ -675,14 +678,14 @@ pub(super) fn record(opts: &BenchOptions) -> Rows {
         expect_ok(&o.report, "the fd_write guest")?;
         Ok((d, path))
     };
-    let ceiling = crate::replay::ReplayOptions {
+    let ceiling = corral::replay::ReplayOptions {
         ceiling: permissive.clone(),
         ..Default::default()
     };
     let replay = |path: &Path| -> Result<Duration, Error> {
         let t = Instant::now();
         let r = rt
-            .block_on(crate::replay::replay(&engine, path, &ceiling))
+            .block_on(corral::replay::replay(&engine, path, &ceiling))
             .map_err(|e| Error::host(format!("replay failed: {e}")))?;
         let d = t.elapsed();
         if !r.identical {
@@ -1082,7 +1085,7 @@ fn live_sandboxes(
     let rt = current_thread()?;
     // One run first, so that lazily initialised state is not counted.
     let warm = rt.block_on(sandbox(&engine, &module, &prepared, &policy).build()?.run())?;
-    if warm.verdict != Verdict::Limit(crate::LimitKind::WallTime) {
+    if warm.verdict != Verdict::Limit(corral::LimitKind::WallTime) {
         return Err(Error::host(format!(
             "the spinning guest ended early: {}",
             warm.message
@@ -1111,7 +1114,7 @@ fn live_sandboxes(
             let r = t
                 .await
                 .map_err(|e| Error::host(format!("a sandbox task failed: {e}")))??;
-            if r.verdict != Verdict::Limit(crate::LimitKind::WallTime) {
+            if r.verdict != Verdict::Limit(corral::LimitKind::WallTime) {
                 return Err(Error::host(format!(
                     "a spinning guest ended early: {}",
                     r.message
