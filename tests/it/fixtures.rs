@@ -446,12 +446,32 @@ fn request(f: &Fixture, root: &Path) -> Result<RunRequest, Failed> {
 }
 
 fn engine_for(root: &Path) -> Result<Engine, Failed> {
+    engine_with_cache(root, &support::cache_dir())
+}
+
+fn engine_with_cache(root: &Path, cache: &Path) -> Result<Engine, Failed> {
     let config = EngineConfig {
         temp_root: root.join("tmp"),
-        cache_dir: Some(support::cache_dir()),
+        cache_dir: Some(cache.to_path_buf()),
         ..EngineConfig::default()
     };
     Engine::new(config).map_err(|e| Failed::from(e.to_string()))
+}
+
+/// The fixture's report on an engine whose cache (compiled programs, runners, artifacts) is
+/// `cache`; no host checks, no record.
+pub fn report_with_cache(f: &Fixture, cache: &Path) -> Result<RunReport, Failed> {
+    let host = HostRoot::new(&f.expect, false)?;
+    let engine = engine_with_cache(host.path(), cache)?;
+    let req = request(f, host.path())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let outcome = rt
+        .block_on(engine.run_request(&req))
+        .map_err(|e| format!("host error (Err): {e}"))?;
+    Ok(outcome.report)
 }
 
 fn run_once(f: &Fixture, record: bool) -> Result<RunReport, Failed> {

@@ -11,6 +11,8 @@
 //! - `cli::…`: the `corral` binary: JSON keys, exit statuses, `--help`.
 //! - `determinism::…`: reports identical while epoch ticks land every few microseconds.
 //! - `isolation::…`: runs on one engine share nothing (reused scratch dirs are empty).
+//! - `runner::…`: the language runners have their pinned bytes, and a second build in another
+//!   environment gives the same bytes and the same reports.
 //!
 //! Every fixture file must be claimed by an expectation; the harness fails otherwise.
 
@@ -21,6 +23,7 @@ mod fixtures;
 mod isolation;
 mod policies;
 mod replay;
+mod runners;
 mod seccomp;
 mod support;
 
@@ -32,6 +35,9 @@ fn main() -> ExitCode {
     #[expect(unsafe_code, reason = "set_var before any thread exists")]
     unsafe {
         std::env::set_var(support::SECRET_ENV, support::secret());
+    }
+    if let Ok(kind) = std::env::var(runners::CHILD_KIND_ENV) {
+        return runners::child_build(&kind);
     }
     if std::env::var_os(seccomp::NO_OPENAT2_ENV).is_some() {
         seccomp::deny_openat2();
@@ -45,6 +51,7 @@ fn main() -> ExitCode {
     trials.extend(eval::trials());
     trials.extend(determinism::trials());
     trials.extend(isolation::trials());
+    trials.extend(runners::trials());
     let conclusion = libtest_mimic::run(&args, trials);
     print_record_sizes();
     conclusion.exit_code()
