@@ -24,7 +24,7 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn engine(opts: &BenchOptions, pool: Option<u32>) -> Result<Engine, Error> {
+pub(super) fn engine(opts: &BenchOptions, pool: Option<u32>) -> Result<Engine, Error> {
     Engine::new(EngineConfig {
         temp_root: opts.temp_root.clone(),
         cache_dir: Some(opts.cache_dir.clone()),
@@ -33,7 +33,7 @@ fn engine(opts: &BenchOptions, pool: Option<u32>) -> Result<Engine, Error> {
     })
 }
 
-fn current_thread() -> Result<tokio::runtime::Runtime, Error> {
+pub(super) fn current_thread() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -62,11 +62,11 @@ fn wat(text: &str) -> Result<Vec<u8>, Error> {
     wat::parse_str(text).map_err(|e| Error::host(format!("benchmark guest: {e}")))
 }
 
-fn count(opts: &BenchOptions, full: usize, quick: usize) -> usize {
+pub(super) fn count(opts: &BenchOptions, full: usize, quick: usize) -> usize {
     if opts.quick { quick } else { full }
 }
 
-fn temp_dir(opts: &BenchOptions) -> Result<tempfile::TempDir, Error> {
+pub(super) fn temp_dir(opts: &BenchOptions) -> Result<tempfile::TempDir, Error> {
     tempfile::Builder::new()
         .prefix("corral-bench-")
         .tempdir_in(&opts.temp_root)
@@ -85,7 +85,7 @@ fn expect_ok(report: &corral::RunReport, what: &str) -> Result<(), Error> {
 }
 
 /// Prepares (compiles, admits) a program from source.
-fn prepare(
+pub(super) fn prepare(
     engine: &Engine,
     name: &str,
     source: &str,
@@ -105,7 +105,7 @@ fn prepare(
 }
 
 /// A sandbox for a prepared program (runners get the program text as their argument).
-fn sandbox<'a>(
+pub(super) fn sandbox<'a>(
     engine: &'a Engine,
     module: &'a GuestModule,
     prepared: &eval::Prepared,
@@ -118,7 +118,7 @@ fn sandbox<'a>(
     }
 }
 
-fn module_of(prepared: &eval::Prepared) -> Result<&GuestModule, Error> {
+pub(super) fn module_of(prepared: &eval::Prepared) -> Result<&GuestModule, Error> {
     prepared
         .module
         .as_ref()
@@ -365,7 +365,7 @@ pub(super) fn python(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> R
 // ---------------------------------------------------------------------------------------
 // process
 
-fn spawn_time(cmd: &mut Command) -> Result<Duration, Error> {
+pub(super) fn spawn_time(cmd: &mut Command) -> Result<Duration, Error> {
     let t = Instant::now();
     let status = cmd
         .stdin(Stdio::null())

@@ -186,6 +186,11 @@ struct Shared {
     /// Print the report as one JSON object on stdout (guest output is inside it).
     #[arg(long)]
     json: bool,
+    /// The runner of a .py program: `python` (CPython 3.14 with the standard library),
+    /// `python-sci` (CPython 3.15 with numpy, pandas, scipy, scikit-learn, …) or `auto`
+    /// (the default: `python-sci` when the program imports one of its packages).
+    #[arg(long, value_name = "NAME", default_value = "auto")]
+    runner: String,
 }
 
 #[derive(Args, Debug)]
@@ -264,11 +269,24 @@ fn request(file: &Path, shared: &Shared, args: Vec<String>) -> Result<RunRequest
     };
     let policy = Policy::resolve(&shared.policy).map_err(|e| invalid(e.to_string()))?;
     let shown = file.display().to_string();
-    let language = Language::from_path(file).ok_or_else(|| {
+    let mut language = Language::from_path(file).ok_or_else(|| {
         invalid(format!(
             "`{shown}`: unknown file type (hint: corral runs .wasm, .wat, .rs, .c, .cpp, .py and .js files)"
         ))
     })?;
+    if language == Language::Python {
+        language = Language::python_runner(&shared.runner).ok_or_else(|| {
+            invalid(format!(
+                "`--runner {}`: unknown runner (hint: `python`, `python-sci` or `auto`)",
+                shared.runner
+            ))
+        })?;
+    } else if shared.runner != "auto" {
+        return Err(invalid(format!(
+            "`--runner {}` applies to .py programs only",
+            shared.runner
+        )));
+    }
     let source = std::fs::read(file).map_err(|e| invalid(format!("cannot read `{shown}`: {e}")))?;
     let name = file
         .file_name()

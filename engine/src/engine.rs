@@ -85,6 +85,20 @@ pub(crate) fn compatibility_digest(engine: &wasmtime::Engine) -> String {
     h.0.finalize().to_hex().to_string()
 }
 
+/// The artifact cache of `engine` under `cache_dir`.
+fn artifact_cache(
+    cache_dir: &std::path::Path,
+    engine: &wasmtime::Engine,
+) -> crate::artifact::ArtifactCache {
+    let key = blake3::Hasher::new_derive_key("corral 2026 artifact cache key v1")
+        .update(compatibility_digest(engine).as_bytes())
+        .update(env!("CARGO_PKG_VERSION").as_bytes())
+        .update(b"\0")
+        .update(GATE_VERSION.as_bytes())
+        .finalize();
+    crate::artifact::ArtifactCache::new(cache_dir.join("artifacts"), key.to_hex()[..16].to_string())
+}
+
 /// A link error with its whole context chain (which names the import), on one line.
 fn link_error(e: &wasmtime::Error) -> String {
     let mut parts: Vec<String> = e.chain().map(|c| c.to_string()).collect();
@@ -107,6 +121,27 @@ pub fn wasm_features() -> WasmFeatures {
         | WasmFeatures::EXTENDED_CONST
         | WasmFeatures::CALL_INDIRECT_OVERLONG
         | WasmFeatures::BULK_MEMORY_OPT
+}
+
+/// The wasm features of the scientific Python runner's engine, and of no other: corral's
+/// own, plus the exception-handling proposal its CPython (C++ code in numpy, scipy,
+/// matplotlib) is compiled with. wasmtime 48 compiles exception handling only with GC
+/// *types* enabled (without them Cranelift panics on `exnref`); the GC proposal itself
+/// (`struct`/`array` instructions) stays off. User modules are always admitted with
+/// [`wasm_features`], so a user module that uses exceptions is rejected.
+pub fn runner_wasm_features() -> WasmFeatures {
+    wasm_features() | WasmFeatures::EXCEPTIONS | WasmFeatures::GC_TYPES
+}
+
+/// The configuration of the scientific Python runner's engine: the default determinism
+/// and security settings with [`runner_wasm_features`], and no instance pool (one run of a
+/// ~100 MB interpreter per slot would need a pool of its own; instantiation maps the
+/// precompiled memory image copy-on-write either way).
+pub(crate) fn runner_config() -> Config {
+    let mut c = wasmtime_config(None);
+    c.wasm_features(WasmFeatures::all(), false)
+        .wasm_features(runner_wasm_features(), true);
+    c
 }
 
 fn wasmtime_config(pool: Option<u32>) -> Config {
@@ -175,11 +210,22 @@ struct Inner {
     modules: Mutex<HashMap<ModuleHash, (ModuleInfo, Arc<Compiled>)>>,
     config: EngineConfig,
     ticker: OnceLock<()>,
+    sci_ticker: OnceLock<()>,
     /// With a pool: one permit per instance slot, so runs beyond the pool wait for a free
     /// slot instead of failing.
     slots: Option<Arc<tokio::sync::Semaphore>>,
     /// Empty scratch directories left by earlier runs, ready for the next ones.
     scratch: Mutex<Vec<tempfile::TempDir>>,
+    /// The scientific Python runner's own engine (made on first use).
+    sci: OnceLock<Result<SciEngine, String>>,
+}
+
+/// The engine of the scientific Python runner: its own feature set (exceptions), its own
+/// linker (WASI preview 1 plus its `host::call`), its own precompiled artifacts.
+struct SciEngine {
+    wasmtime: wasmtime::Engine,
+    linker: Linker<RunState>,
+    artifacts: Option<crate::artifact::ArtifactCache>,
 }
 
 /// Empty scratch directories kept for reuse.
@@ -188,6 +234,13 @@ const SCRATCH_KEPT: usize = 64;
 pub(crate) enum Compiled {
     Core(InstancePre<RunState>),
     Component(wasmtime_wasi::p2::bindings::CommandPre<CompState>),
+    /// The scientific Python runner: a WASI reactor whose `run` export runs `argv`, on the
+    /// runner engine, with its standard-library directory (preopened read-only at
+    /// `/usr/local/lib`).
+    Reactor {
+        pre: InstancePre<RunState>,
+        lib: PathBuf,
+    },
 }
 
 /// Most core instances (and memories, tables) a component may create.
@@ -283,15 +336,10 @@ impl Engine {
         let mut component_linker = wasmtime::component::Linker::new(&wasmtime);
         capability::p2::add_to_linker(&mut component_linker)
             .map_err(|e| Error::host(format!("cannot build the component linker: {e}")))?;
-        let artifacts = config.cache_dir.as_ref().map(|d| {
-            let key = blake3::Hasher::new_derive_key("corral 2026 artifact cache key v1")
-                .update(compatibility_digest(&wasmtime).as_bytes())
-                .update(env!("CARGO_PKG_VERSION").as_bytes())
-                .update(b"\0")
-                .update(GATE_VERSION.as_bytes())
-                .finalize();
-            crate::artifact::ArtifactCache::new(d.join("artifacts"), key.to_hex()[..16].to_string())
-        });
+        let artifacts = config
+            .cache_dir
+            .as_ref()
+            .map(|d| artifact_cache(d, &wasmtime));
         Ok(Engine {
             inner: Arc::new(Inner {
                 artifacts,
@@ -304,7 +352,9 @@ impl Engine {
                     .map(|n| Arc::new(tokio::sync::Semaphore::new(pool_slots(n) as usize))),
                 config,
                 ticker: OnceLock::new(),
+                sci_ticker: OnceLock::new(),
                 scratch: Mutex::new(Vec::new()),
+                sci: OnceLock::new(),
             }),
         })
     }
@@ -364,19 +414,30 @@ impl Engine {
     }
 
     pub(crate) fn ensure_ticker(&self) {
-        self.inner.ticker.get_or_init(|| {
-            let weak = self.inner.wasmtime.weak();
-            let tick = self.config().epoch_tick;
-            let _ = std::thread::Builder::new()
-                .name("corral-epoch".into())
-                .spawn(move || {
-                    while let Some(engine) = weak.upgrade() {
-                        engine.increment_epoch();
-                        drop(engine);
-                        std::thread::sleep(tick);
-                    }
-                });
-        });
+        self.inner
+            .ticker
+            .get_or_init(|| self.start_ticker(&self.inner.wasmtime));
+    }
+
+    /// As [`Engine::ensure_ticker`], for the engine a reactor runner runs on.
+    pub(crate) fn ensure_runner_ticker(&self, engine: &wasmtime::Engine) {
+        self.inner
+            .sci_ticker
+            .get_or_init(|| self.start_ticker(engine));
+    }
+
+    fn start_ticker(&self, engine: &wasmtime::Engine) {
+        let weak = engine.weak();
+        let tick = self.config().epoch_tick;
+        let _ = std::thread::Builder::new()
+            .name("corral-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(tick);
+                }
+            });
     }
 
     /// Admits `bytes` under `policy` (static checks), then compiles and links it. Compiled
@@ -389,6 +450,9 @@ impl Engine {
     /// feature, a cap exceeded, a missing entry point, a link failure.
     pub fn admit(&self, bytes: &[u8], policy: &Policy) -> Result<GuestModule, Rejection> {
         let hash = ModuleHash::of(bytes);
+        if crate::compile::runner::is_reactor_runner(hash, self.inner.config.cache_dir.as_deref()) {
+            return self.admit_reactor_runner(hash, Some(bytes), None, policy);
+        }
         let source = ModuleSource::Bytes(Arc::from(bytes));
         if let Some(m) = self.cached(hash, policy, &source)? {
             return Ok(m);
@@ -419,6 +483,9 @@ impl Engine {
         hash: ModuleHash,
         policy: &Policy,
     ) -> Result<GuestModule, Rejection> {
+        if crate::compile::runner::is_reactor_runner(hash, self.inner.config.cache_dir.as_deref()) {
+            return self.admit_reactor_runner(hash, None, Some(path), policy);
+        }
         let source = ModuleSource::File(path.to_path_buf());
         if let Some(m) = self.cached(hash, policy, &source)? {
             return Ok(m);
@@ -433,6 +500,127 @@ impl Engine {
         let mut m = self.admit(&bytes, policy)?;
         m.source = source;
         Ok(m)
+    }
+
+    /// The scientific Python runner's engine, made on first use.
+    fn sci(&self) -> Result<&SciEngine, Rejection> {
+        self.inner
+            .sci
+            .get_or_init(|| {
+                let wasmtime = wasmtime::Engine::new(&runner_config())
+                    .map_err(|e| format!("cannot configure the runner engine: {e}"))?;
+                let mut linker = Linker::new(&wasmtime);
+                capability::add_runner_to_linker(&mut linker)
+                    .map_err(|e| format!("cannot build the runner linker: {e}"))?;
+                let artifacts = self
+                    .inner
+                    .config
+                    .cache_dir
+                    .as_ref()
+                    .map(|d| artifact_cache(d, &wasmtime));
+                Ok(SciEngine {
+                    wasmtime,
+                    linker,
+                    artifacts,
+                })
+            })
+            .as_ref()
+            .map_err(|e| Rejection(e.clone()))
+    }
+
+    /// Admits the scientific Python runner (recognised by its pinned hash, from a file or
+    /// from bytes, e.g. a record's blob) on its own engine. Provisions it if this machine has
+    /// not built it yet (its standard-library directory comes with it).
+    #[expect(
+        unsafe_code,
+        reason = "deserializing precompiled code this engine produced"
+    )]
+    fn admit_reactor_runner(
+        &self,
+        hash: ModuleHash,
+        bytes: Option<&[u8]>,
+        path: Option<&std::path::Path>,
+        policy: &Policy,
+    ) -> Result<GuestModule, Rejection> {
+        let hit = self
+            .inner
+            .modules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hash)
+            .cloned();
+        let source = |p: &std::path::Path| match bytes {
+            Some(b) => ModuleSource::Bytes(Arc::from(b)),
+            None => ModuleSource::File(path.unwrap_or(p).to_path_buf()),
+        };
+        let cache_dir = self.inner.config.cache_dir.as_deref().ok_or_else(|| {
+            Rejection(
+                "the scientific Python runner needs a cache directory (set CORRAL_HOME)".into(),
+            )
+        })?;
+        let runner = crate::compile::runner::ensure(
+            crate::compile::runner::RunnerKind::PythonSci,
+            cache_dir,
+        )
+        .map_err(|e| Rejection(e.message().to_string()))?;
+        if runner.hash != hash {
+            return Err(Rejection(
+                "the module is not the scientific Python runner built here".into(),
+            ));
+        }
+        if let Some((info, compiled)) = hit {
+            admit::check_runner_caps(&info, policy)?;
+            return Ok(GuestModule {
+                hash,
+                info,
+                source: source(&runner.wasm),
+                compiled,
+            });
+        }
+        let sci = self.sci()?;
+        let lib = runner
+            .lib
+            .clone()
+            .ok_or_else(|| Rejection("the runner has no library directory".into()))?;
+        let cached = sci.artifacts.as_ref().and_then(|a| a.lookup(&hash));
+        let (info, module) = match cached {
+            Some((art, info)) => {
+                // SAFETY: `art` is an artifact written by `ArtifactCache::store` from a module
+                // the runner engine compiled, checked as in `load_artifact`.
+                let module = unsafe { Module::deserialize_file(&sci.wasmtime, &art) }
+                    .map_err(|e| Rejection(format!("stale artifact: {e}")))?;
+                (info, module)
+            }
+            None => {
+                let read;
+                let bytes = match bytes {
+                    Some(b) => b,
+                    None => {
+                        read = std::fs::read(&runner.wasm)
+                            .map_err(|e| Rejection(format!("cannot read the runner: {e}")))?;
+                        &read
+                    }
+                };
+                let info = admit::admit_reactor_runner(bytes)?;
+                let module = Module::from_binary(&sci.wasmtime, bytes)
+                    .map_err(|e| Rejection(format!("the runner failed to compile: {e}")))?;
+                if let (Some(a), Ok(serialized)) = (&sci.artifacts, module.serialize()) {
+                    a.store(&hash, &info, &serialized);
+                }
+                (info, module)
+            }
+        };
+        admit::check_runner_caps(&info, policy)?;
+        let pre = sci
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| Rejection(format!("the runner cannot be linked: {}", link_error(&e))))?;
+        Ok(self.remember(
+            hash,
+            info,
+            Arc::new(Compiled::Reactor { pre, lib }),
+            source(&runner.wasm),
+        ))
     }
 
     /// The module from the memory cache or the disk artifact cache, caps re-checked.
@@ -500,6 +688,7 @@ impl Engine {
         match compiled {
             Compiled::Core(pre) => pre.module().serialize(),
             Compiled::Component(pre) => pre.instance_pre().component().serialize(),
+            Compiled::Reactor { pre, .. } => pre.module().serialize(),
         }
     }
 

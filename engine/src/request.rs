@@ -157,6 +157,10 @@ impl Engine {
             &self.config().temp_root,
             self.config().cache_dir.as_deref(),
         )?;
+        let runner = match &compiled {
+            Compiled::Runner { runner, .. } => Some(runner.kind),
+            _ => None,
+        };
         let (admitted, program) = match compiled {
             Compiled::Wasm(w) => (
                 self.admit(&w, &req.policy)
@@ -179,14 +183,19 @@ impl Engine {
         };
         match admitted {
             Ok(module) => {
-                let mut report = RunReport::without_run(
-                    Verdict::Ok,
-                    format!(
+                let message = match runner {
+                    Some(kind) => format!(
+                        "the program was admitted, to run on the {} runner ({} bytes)",
+                        kind.name(),
+                        module.info().size
+                    ),
+                    None => format!(
                         "the module was admitted ({} functions, {} bytes)",
                         module.info().functions,
                         module.info().size
                     ),
-                );
+                };
+                let mut report = RunReport::without_run(Verdict::Ok, message);
                 report.module_hash = Some(module.hash());
                 Ok((
                     Outcome {

