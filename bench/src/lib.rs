@@ -5,9 +5,10 @@
 //! every ratio divides by a baseline taken in the same process, interleaved with the
 //! measured runs where possible, because the machines this runs on are shared and noisy.
 //! Baselines are real: wasmtime 48 and wasmtime-wasi used directly with no gate, fuel or
-//! limits ([`raw`]); a native process per run (fork/exec); the same Rust kernels compiled
-//! natively by the same `rustc`; `python3` run the way the reference HumanEval harness runs
-//! it.
+//! limits (`corral::sandbox::baseline`, behind the library's `bench-baseline` feature); a
+//! native process per run (fork/exec); the same Rust kernels compiled natively by the same
+//! `rustc`; `python3` run the way the reference HumanEval harness runs it. Everything corral
+//! runs goes through its job stage (`corral::job`), as in real use.
 //!
 //! The groups (selectable with `--only`):
 //!

@@ -52,6 +52,23 @@ pub struct EngineConfig {
     pub leak_host_metadata: bool,
 }
 
+impl EngineConfig {
+    /// The configuration the `corral` command uses: temporary directories under
+    /// [`hostfs::temp_root`](crate::hostfs::temp_root) (`$CORRAL_TMPDIR`, else the system
+    /// temp dir) and the cache in [`hostfs::cache_dir`](crate::hostfs::cache_dir); no pool.
+    ///
+    /// # Ambient authority
+    ///
+    /// Reads `CORRAL_TMPDIR`, `TMPDIR`, `CORRAL_HOME`, `XDG_CACHE_HOME` and `HOME`.
+    pub fn from_env() -> EngineConfig {
+        EngineConfig {
+            temp_root: crate::hostfs::temp_root(),
+            cache_dir: crate::hostfs::cache_dir(),
+            ..EngineConfig::default()
+        }
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
@@ -172,7 +189,7 @@ struct Inner {
     wasmtime: wasmtime::Engine,
     linker: Linker<RunState>,
     component_linker: wasmtime::component::Linker<CompState>,
-    modules: Mutex<HashMap<ModuleHash, (ModuleInfo, Arc<Compiled>)>>,
+    modules: Mutex<HashMap<ModuleHash, (ModuleInfo, Arc<Linked>)>>,
     config: EngineConfig,
     ticker: OnceLock<()>,
     /// With a pool: one permit per instance slot, so runs beyond the pool wait for a free
@@ -185,7 +202,7 @@ struct Inner {
 /// Empty scratch directories kept for reuse.
 const SCRATCH_KEPT: usize = 64;
 
-pub(crate) enum Compiled {
+pub(crate) enum Linked {
     Core(InstancePre<RunState>),
     Component(wasmtime_wasi::p2::bindings::CommandPre<CompState>),
 }
@@ -214,7 +231,7 @@ pub struct GuestModule {
     hash: ModuleHash,
     info: ModuleInfo,
     source: ModuleSource,
-    compiled: Arc<Compiled>,
+    linked: Arc<Linked>,
 }
 
 /// Where a module's bytes are (runners stay on disk; they are only read to store them).
@@ -263,8 +280,8 @@ impl GuestModule {
         }
     }
 
-    pub(crate) fn compiled(&self) -> &Compiled {
-        &self.compiled
+    pub(crate) fn linked(&self) -> &Linked {
+        &self.linked
     }
 }
 
@@ -455,7 +472,7 @@ impl Engine {
                 hash,
                 info,
                 source: source.clone(),
-                compiled,
+                linked: compiled,
             }));
         }
         let Some(cache) = &self.inner.artifacts else {
@@ -480,7 +497,7 @@ impl Engine {
         &self,
         hash: ModuleHash,
         info: ModuleInfo,
-        compiled: Arc<Compiled>,
+        compiled: Arc<Linked>,
         source: ModuleSource,
     ) -> GuestModule {
         self.inner
@@ -492,14 +509,14 @@ impl Engine {
             hash,
             info,
             source,
-            compiled,
+            linked: compiled,
         }
     }
 
-    fn serialize(&self, compiled: &Compiled) -> wasmtime::Result<Vec<u8>> {
+    fn serialize(&self, compiled: &Linked) -> wasmtime::Result<Vec<u8>> {
         match compiled {
-            Compiled::Core(pre) => pre.module().serialize(),
-            Compiled::Component(pre) => pre.instance_pre().component().serialize(),
+            Linked::Core(pre) => pre.module().serialize(),
+            Linked::Component(pre) => pre.instance_pre().component().serialize(),
         }
     }
 
@@ -513,7 +530,7 @@ impl Engine {
         &self,
         path: &std::path::Path,
         kind: admit::BinaryKind,
-    ) -> Result<Compiled, Rejection> {
+    ) -> Result<Linked, Rejection> {
         let e = &self.inner.wasmtime;
         match kind {
             admit::BinaryKind::CoreModule => {
@@ -527,7 +544,7 @@ impl Engine {
                     .linker
                     .instantiate_pre(&module)
                     .map_err(|err| Rejection(err.to_string()))?;
-                Ok(Compiled::Core(pre))
+                Ok(Linked::Core(pre))
             }
             admit::BinaryKind::Component => {
                 // SAFETY: as above, for a component artifact.
@@ -541,12 +558,12 @@ impl Engine {
                     .map_err(|err| Rejection(err.to_string()))?;
                 let pre = wasmtime_wasi::p2::bindings::CommandPre::new(pre)
                     .map_err(|err| Rejection(err.to_string()))?;
-                Ok(Compiled::Component(pre))
+                Ok(Linked::Component(pre))
             }
         }
     }
 
-    fn compile(&self, bytes: &[u8], kind: admit::BinaryKind) -> Result<Compiled, Rejection> {
+    fn compile(&self, bytes: &[u8], kind: admit::BinaryKind) -> Result<Linked, Rejection> {
         match kind {
             admit::BinaryKind::CoreModule => {
                 let module = Module::from_binary(&self.inner.wasmtime, bytes)
@@ -554,7 +571,7 @@ impl Engine {
                 let pre = self.inner.linker.instantiate_pre(&module).map_err(|e| {
                     Rejection(format!("the module cannot be linked: {}", link_error(&e)))
                 })?;
-                Ok(Compiled::Core(pre))
+                Ok(Linked::Core(pre))
             }
             admit::BinaryKind::Component => {
                 let component =
@@ -576,7 +593,7 @@ impl Engine {
                         e.root_cause()
                     ))
                 })?;
-                Ok(Compiled::Component(pre))
+                Ok(Linked::Component(pre))
             }
         }
     }

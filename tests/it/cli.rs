@@ -54,6 +54,10 @@ pub fn trials() -> Vec<Trial> {
     t.push(Trial::test("cli::bad_option_exits_2", bad_option));
     t.push(Trial::test("cli::args_env_stdin", args_env_stdin));
     t.push(Trial::test("cli::nul_in_arg_is_invalid_input", nul_arg));
+    t.push(Trial::test(
+        "cli::untrusted_files_are_bounded",
+        untrusted_files,
+    ));
     t
 }
 
@@ -369,6 +373,166 @@ fn nul_arg() -> Result<(), Failed> {
     let (out, v) = run_json(d.path(), "m.wat", &["--env", "=x"])?;
     if v["verdict"] != "invalid_input" || out.status.code() != Some(2) {
         return Err(format!("empty env name must be invalid input: {v}").into());
+    }
+    Ok(())
+}
+
+/// Runs `cmd` and waits at most `secs` for it (killed after that).
+fn output_within(mut cmd: Command, secs: u64) -> Result<Output, Failed> {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
+            return child
+                .wait_with_output()
+                .map_err(|e| Failed::from(e.to_string()));
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{cmd:?} did not finish within {secs} s").into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Files a user (or an agent) names may be symlinks to `/dev/zero`, FIFOs, or too large:
+/// each is refused at once with exit status 2, never read until memory runs out or waited on.
+fn untrusted_files() -> Result<(), Failed> {
+    let d = tmpdir()?;
+    let p = |n: &str| d.path().join(n);
+    std::os::unix::fs::symlink("/dev/zero", p("solution.py")).map_err(|e| e.to_string())?;
+    std::os::unix::fs::symlink("/dev/zero", p("zero.toml")).map_err(|e| e.to_string())?;
+    std::os::unix::fs::symlink("/dev/zero", p("record.json")).map_err(|e| e.to_string())?;
+    let fifo = std::ffi::CString::new(p("fifo.wat").to_string_lossy().as_bytes())
+        .map_err(|e| e.to_string())?;
+    // SAFETY: a valid NUL-terminated path.
+    #[expect(unsafe_code, reason = "mkfifo for the test")]
+    let r = unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) };
+    if r != 0 {
+        return Err("mkfifo failed".into());
+    }
+    std::fs::write(p("ok.wat"), "(module (func (export \"_start\")))")
+        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        p("tiny.toml"),
+        "extends = \"strict\"\n[limits]\nstdin_bytes = 10\n",
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(p("eleven.txt"), "0123456789\n").map_err(|e| e.to_string())?;
+    std::fs::write(p("ten.txt"), "012345678\n").map_err(|e| e.to_string())?;
+    let cases: [(&str, &[&str], &str); 7] = [
+        (
+            "source -> /dev/zero",
+            &["run", "solution.py", "--json"],
+            "not a regular file",
+        ),
+        (
+            "source is a FIFO",
+            &["run", "fifo.wat", "--json"],
+            "not a regular file",
+        ),
+        (
+            "policy -> /dev/zero",
+            &["run", "ok.wat", "--json", "--policy", "./zero.toml"],
+            "not a regular file",
+        ),
+        (
+            "stdin is /dev/zero",
+            &["run", "ok.wat", "--json", "--stdin", "/dev/zero"],
+            "not a regular file",
+        ),
+        (
+            "stdin over the policy's cap",
+            &[
+                "run",
+                "ok.wat",
+                "--json",
+                "--policy",
+                "tiny.toml",
+                "--stdin",
+                "eleven.txt",
+            ],
+            "more than the 10 allowed",
+        ),
+        (
+            "check: source -> /dev/zero",
+            &["check", "solution.py", "--json"],
+            "not a regular file",
+        ),
+        (
+            "replay of /dev/zero",
+            &["replay", "record.json", "--json"],
+            "not a regular file",
+        ),
+    ];
+    for (what, args, message) in cases {
+        let mut cmd = corral();
+        cmd.current_dir(d.path()).args(args);
+        let out = output_within(cmd, 20)?;
+        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+            format!(
+                "{what}: stdout is not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })?;
+        if out.status.code() != Some(2) || v["verdict"] != "invalid_input" {
+            return Err(format!("{what}: status {:?}, report {v}", out.status.code()).into());
+        }
+        if !v["message"].as_str().unwrap_or("").contains(message) {
+            return Err(format!("{what}: message does not say `{message}`: {v}").into());
+        }
+    }
+    // At the cap is fine, from a file and from a pipe; over it from a pipe is refused.
+    let mut cmd = corral();
+    cmd.current_dir(d.path())
+        .args([
+            "run",
+            "ok.wat",
+            "--json",
+            "--no-record",
+            "--policy",
+            "tiny.toml",
+        ])
+        .args(["--stdin", "ten.txt"]);
+    let out = output_within(cmd, 20)?;
+    if out.status.code() != Some(0) {
+        return Err(format!("stdin at the cap was refused: {:?}", out.status.code()).into());
+    }
+    for (bytes, status) in [(&b"012345678\n"[..], 0), (&b"0123456789\n"[..], 2)] {
+        use std::io::Write;
+        let mut child = corral()
+            .current_dir(d.path())
+            .args([
+                "run",
+                "ok.wat",
+                "--json",
+                "--no-record",
+                "--policy",
+                "tiny.toml",
+            ])
+            .args(["--stdin", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        if let Some(mut i) = child.stdin.take() {
+            i.write_all(bytes).map_err(|e| e.to_string())?;
+        }
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if out.status.code() != Some(status) {
+            return Err(format!(
+                "{} bytes on a pipe: status {:?}, want {status}",
+                bytes.len(),
+                out.status.code()
+            )
+            .into());
+        }
     }
     Ok(())
 }

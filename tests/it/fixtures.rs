@@ -7,8 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use corral::compile::Language;
-use corral::request::RunRequest;
+use corral::compile::{Language, Source};
+use corral::job::{self, Invocation, Outcome, Recording};
+use corral::record::RecordStore;
 use corral::{DirGrant, Engine, EngineConfig, Policy, RunReport};
 use libtest_mimic::{Failed, Trial};
 use serde::Deserialize;
@@ -411,7 +412,14 @@ impl HostRoot {
     }
 }
 
-fn request(f: &Fixture, root: &Path) -> Result<RunRequest, Failed> {
+/// A fixture's job: its source, policy and invocation.
+struct Request {
+    source: Source,
+    policy: Policy,
+    invocation: Invocation,
+}
+
+fn request(f: &Fixture, root: &Path) -> Result<Request, Failed> {
     let e = &f.expect;
     let policy = resolve_policy(f)?;
     let (source, name, language) = match (&f.source, &e.generate) {
@@ -427,11 +435,17 @@ fn request(f: &Fixture, root: &Path) -> Result<RunRequest, Failed> {
         (None, Some(g)) => (generate(g)?, format!("{}.wasm", f.name), Language::Wasm),
         (None, None) => return Err("no source".into()),
     };
-    let mut req = RunRequest::new(source, name, language, policy);
-    req.args = e.args.clone();
-    req.env = e.env.clone();
-    req.stdin = e.stdin.clone().unwrap_or_default().into_bytes();
-    req.seed = e.seed.unwrap_or(0);
+    let mut req = Request {
+        source: Source::new(source, name, language),
+        policy,
+        invocation: Invocation {
+            args: e.args.clone(),
+            env: e.env.clone(),
+            stdin: e.stdin.clone().unwrap_or_default().into_bytes(),
+            seed: e.seed.unwrap_or(0),
+            ..Invocation::default()
+        },
+    };
     for d in &e.dirs {
         let mode = d
             .mode
@@ -439,7 +453,8 @@ fn request(f: &Fixture, root: &Path) -> Result<RunRequest, Failed> {
             .map(|m| format!(":{m}"))
             .unwrap_or_default();
         let spec = format!("{}::{}{mode}", root.join(&d.host).display(), d.guest);
-        req.dirs
+        req.invocation
+            .dirs
             .push(DirGrant::parse(&spec).map_err(|e| e.to_string())?);
     }
     Ok(req)
@@ -470,17 +485,27 @@ fn run_once(f: &Fixture, record: bool) -> Result<RunReport, Failed> {
     skip.push(PathBuf::from("tmp"));
     let before = support::snapshot(root, &skip);
     let engine = engine_for(root)?;
-    let mut req = request(f, root)?;
-    req.keep_inputs = record;
+    let req = request(f, root)?;
+    let recording = if record {
+        Recording::On
+    } else {
+        Recording::Off
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .map_err(|e| e.to_string())?;
     let mut outcome = rt
-        .block_on(engine.run_request(&req))
+        .block_on(job::run_source(
+            &engine,
+            &req.source,
+            &req.policy,
+            &req.invocation,
+            recording,
+        ))
         .map_err(|e| format!("host error (Err): {e}"))?;
     // Compiled guests must not carry host secrets (runners are our own builds; skip them).
-    if let Some(m) = &outcome.module
+    if let Some(m) = outcome.module()
         && m.info().size < 8 << 20
         && let Ok(bytes) = m.bytes()
         && bytes
@@ -492,7 +517,7 @@ fn run_once(f: &Fixture, record: bool) -> Result<RunReport, Failed> {
     // Recorded before the host checks, so they cover the replay too.
     let records = tempfile::tempdir().map_err(|e| e.to_string())?;
     if record {
-        record_and_replay(f, &engine, &req, &mut outcome, records.path(), &rt)?;
+        record_and_replay(f, &engine, &req.policy, &mut outcome, records.path(), &rt)?;
     }
     // The engine keeps empty scratch dirs for reuse while it lives.
     drop(engine);
@@ -647,14 +672,14 @@ fn check(f: &Fixture, r: &RunReport) -> Result<(), Failed> {
 fn record_and_replay(
     f: &Fixture,
     engine: &Engine,
-    req: &RunRequest,
-    outcome: &mut corral::request::Outcome,
+    policy: &Policy,
+    outcome: &mut Outcome,
     store_dir: &Path,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(), Failed> {
-    let store = corral::record::Store::new(store_dir.to_path_buf());
-    let Some(path) = engine
-        .record(req, outcome, &store)
+    let store = RecordStore::new(store_dir.to_path_buf());
+    let Some(path) = outcome
+        .write_record(engine, &store)
         .map_err(|e| format!("cannot record: {e}"))?
     else {
         // The guest never ran (compile error, rejection): nothing to record.
@@ -666,7 +691,7 @@ fn record_and_replay(
     let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
     RECORD_SIZES.lock().map_err(|e| e.to_string())?.push(size);
     let opts = corral::replay::ReplayOptions {
-        ceiling: req.policy.clone(),
+        ceiling: policy.clone(),
         ..Default::default()
     };
     let result = rt.block_on(corral::replay::replay(engine, &path, &opts));

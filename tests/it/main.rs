@@ -11,9 +11,12 @@
 //! - `cli::…`: the `corral` binary: JSON keys, exit statuses, `--help`.
 //! - `determinism::…`: reports identical while epoch ticks land every few microseconds.
 //! - `isolation::…`: runs on one engine share nothing (reused scratch dirs are empty).
+//! - `architecture::…`: the library's modules are acyclic, the choke points hold, and the
+//!   command's files do not import each other.
 //!
 //! Every fixture file must be claimed by an expectation; the harness fails otherwise.
 
+mod architecture;
 mod cli;
 mod determinism;
 mod eval;
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
     trials.extend(eval::trials());
     trials.extend(determinism::trials());
     trials.extend(isolation::trials());
+    trials.extend(architecture::trials());
     let conclusion = libtest_mimic::run(&args, trials);
     print_record_sizes();
     conclusion.exit_code()

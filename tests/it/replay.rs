@@ -3,10 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use corral::compile::Language;
-use corral::record::Store;
+use corral::compile::Source;
+use corral::job::{self, Invocation, Recording};
+use corral::record::RecordStore as Store;
 use corral::record::format::{BlobRef, RunRecord, Tree, TreeFile, hash_of};
 use corral::replay::{Divergence, ReplayError, ReplayOptions, replay};
-use corral::request::RunRequest;
 use corral::{DirGrant, Engine, EngineConfig, Policy};
 use libtest_mimic::{Failed, Trial};
 
@@ -95,21 +96,24 @@ fn rt() -> tokio::runtime::Runtime {
 
 /// Runs the divergence guest and writes its record; returns the record path.
 fn record(s: &Setup, seed: u64, stdin: &str) -> Result<PathBuf, Failed> {
-    let mut req = RunRequest::new(
-        GUEST.as_bytes().to_vec(),
-        "g.rs",
-        Language::Rust,
-        Policy::strict(),
-    );
-    req.stdin = stdin.as_bytes().to_vec();
-    req.seed = seed;
-    req.keep_inputs = true;
-    req.dirs.push(
-        DirGrant::parse(&format!("{}::/data", s.root.join("in").display()))
-            .map_err(|e| e.to_string())?,
-    );
+    let source = Source::new(GUEST.as_bytes().to_vec(), "g.rs", Language::Rust);
+    let invocation = Invocation {
+        stdin: stdin.as_bytes().to_vec(),
+        seed,
+        dirs: vec![
+            DirGrant::parse(&format!("{}::/data", s.root.join("in").display()))
+                .map_err(|e| e.to_string())?,
+        ],
+        ..Invocation::default()
+    };
     let mut outcome = rt()
-        .block_on(s.engine.run_request(&req))
+        .block_on(job::run_source(
+            &s.engine,
+            &source,
+            &Policy::strict(),
+            &invocation,
+            Recording::On,
+        ))
         .map_err(|e| e.to_string())?;
     if outcome.report.verdict.kind() != "ok" {
         return Err(format!(
@@ -118,9 +122,8 @@ fn record(s: &Setup, seed: u64, stdin: &str) -> Result<PathBuf, Failed> {
         )
         .into());
     }
-    let path = s
-        .engine
-        .record(&req, &mut outcome, &s.store)
+    let path = outcome
+        .write_record(&s.engine, &s.store)
         .map_err(|e| e.to_string())?;
     path.ok_or_else(|| Failed::from("no record written"))
 }

@@ -88,6 +88,15 @@ pub struct RunnerArtifact {
 }
 
 impl RunnerKind {
+    /// Environment the runner needs in every run (set over the policy's `[env]`, under the
+    /// invocation's).
+    pub fn guest_env(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            RunnerKind::Python => &[],
+            RunnerKind::JavaScript => &[JS_STACK_ENV],
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             RunnerKind::Python => "python",
@@ -116,25 +125,13 @@ impl RunnerKind {
     }
 }
 
-/// The default cache directory: `$CORRAL_HOME/cache`, else `$XDG_CACHE_HOME/corral`, else
-/// `~/.cache/corral`.
+/// The default cache directory ([`hostfs::cache_dir`](crate::hostfs::cache_dir)).
 ///
 /// # Ambient authority
 ///
 /// Reads `CORRAL_HOME`, `XDG_CACHE_HOME` and `HOME`.
 pub fn default_cache_dir() -> Option<PathBuf> {
-    let env = |k| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(home) = env("CORRAL_HOME") {
-        return Some(home.join("cache"));
-    }
-    if let Some(c) = env("XDG_CACHE_HOME") {
-        return Some(c.join("corral"));
-    }
-    env("HOME").map(|h| h.join(".cache/corral"))
+    crate::hostfs::cache_dir()
 }
 
 /// Returns the runner, building it into `cache_dir` first if needed.
@@ -185,10 +182,8 @@ pub fn ensure(kind: RunnerKind, cache_dir: &Path) -> Result<RunnerArtifact, Erro
     let bytes = std::fs::read(&built)
         .map_err(|e| Error::host(format!("cannot read the built runner: {e}")))?;
     let hash = crate::ModuleHash::of(&bytes);
-    let tmp = dir.join("runner.wasm.tmp");
-    std::fs::write(&tmp, &bytes)
-        .and_then(|()| std::fs::rename(&tmp, &wasm))
-        .and_then(|()| std::fs::write(&hash_file, hash.to_string()))
+    crate::hostfs::write_atomic(&wasm, &[&bytes])
+        .and_then(|()| crate::hostfs::write_atomic(&hash_file, &[hash.to_string().as_bytes()]))
         .map_err(|e| Error::host(format!("cannot store the built runner: {e}")))?;
     eprintln!("corral: built {} ({} bytes)", wasm.display(), bytes.len());
     Ok(RunnerArtifact { kind, wasm, hash })

@@ -33,6 +33,7 @@ struct LimitsFile {
     memory_bytes: Option<Spanned<u64>>,
     stdout_bytes: Option<Spanned<u64>>,
     stderr_bytes: Option<Spanned<u64>>,
+    stdin_bytes: Option<Spanned<u64>>,
     fs_bytes: Option<Spanned<u64>>,
     fs_files: Option<Spanned<u64>>,
     open_files: Option<Spanned<u64>>,
@@ -76,6 +77,7 @@ fn range_of(key: &str) -> Range64 {
         "wall_time_ms" => (1, 3_600_000),
         "memory_bytes" => (0, 4 * GIB),
         "stdout_bytes" | "stderr_bytes" => (0, 256 * MIB),
+        "stdin_bytes" => (0, GIB),
         "fs_bytes" => (0, 16 * GIB),
         "fs_files" => (0, 1_000_000),
         "open_files" => (0, 1024),
@@ -98,6 +100,7 @@ pub(super) fn defaults(name: &str) -> Policy {
             memory: Bytes(256 * MIB),
             stdout: Bytes(MIB),
             stderr: Bytes(MIB),
+            stdin: Bytes(16 * MIB),
             fs_bytes: Bytes(0),
             fs_files: Count(0),
             open_files: Count(16),
@@ -251,6 +254,9 @@ pub(super) fn load(file: &str, text: &str, name: &str) -> Result<Policy, PolicyE
         if let Some(v) = n("stderr_bytes", &l.stderr_bytes)? {
             lim.stderr = Bytes(v);
         }
+        if let Some(v) = n("stdin_bytes", &l.stdin_bytes)? {
+            lim.stdin = Bytes(v);
+        }
         if let Some(v) = n("fs_bytes", &l.fs_bytes)? {
             lim.fs_bytes = Bytes(v);
         }
@@ -368,6 +374,7 @@ pub(super) fn to_canonical_toml(p: &Policy) -> String {
     out.push_str(&format!("memory_bytes = {}\n", l.memory.0));
     out.push_str(&format!("stdout_bytes = {}\n", l.stdout.0));
     out.push_str(&format!("stderr_bytes = {}\n", l.stderr.0));
+    out.push_str(&format!("stdin_bytes = {}\n", l.stdin.0));
     out.push_str(&format!("fs_bytes = {}\n", l.fs_bytes.0));
     out.push_str(&format!("fs_files = {}\n", l.fs_files.0));
     out.push_str(&format!("open_files = {}\n", l.open_files.0));

@@ -6,7 +6,6 @@
 //! moment leaves either nothing or a complete file. Blobs are written before the record
 //! that names them.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
@@ -18,7 +17,7 @@ pub const MAX_BLOB_BYTES: u64 = 1 << 30;
 
 /// A record store rooted at a directory.
 #[derive(Debug, Clone)]
-pub struct Store {
+pub struct RecordStore {
     root: PathBuf,
 }
 
@@ -27,57 +26,25 @@ fn hex_parts(hash: &[u8; 32]) -> (String, String) {
     (hex[..2].to_string(), hex[2..].to_string())
 }
 
-fn fsync_dir(dir: &Path) {
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync dir).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::host("record store path has no parent"))?;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::host(format!("cannot create the record store: {e}")))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::host(format!("cannot write to the record store: {e}")))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| Error::host(format!("cannot write to the record store: {e}")))?;
-    tmp.persist(path)
-        .map_err(|e| Error::host(format!("cannot write to the record store: {}", e.error)))?;
-    fsync_dir(dir);
-    Ok(())
+    crate::hostfs::write_atomic(path, &[bytes])
+        .map_err(|e| Error::host(format!("cannot write to the record store: {e}")))
 }
 
-impl Store {
+impl RecordStore {
     /// A store at `root` (created on first write).
-    pub fn new(root: impl Into<PathBuf>) -> Store {
-        Store { root: root.into() }
+    pub fn new(root: impl Into<PathBuf>) -> RecordStore {
+        RecordStore { root: root.into() }
     }
 
-    /// The default store: `$CORRAL_HOME/store`, else `$XDG_DATA_HOME/corral/store`, else
-    /// `~/.local/share/corral/store`.
+    /// The default store's location ([`hostfs::store_dir`](crate::hostfs::store_dir)).
     ///
     /// # Ambient authority
     ///
     /// Reads `CORRAL_HOME`, `XDG_DATA_HOME` and `HOME` from the process environment.
     pub fn default_location() -> Option<PathBuf> {
-        let env = |k| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        if let Some(home) = env("CORRAL_HOME") {
-            return Some(home.join("store"));
-        }
-        if let Some(data) = env("XDG_DATA_HOME") {
-            return Some(data.join("corral").join("store"));
-        }
-        env("HOME").map(|h| h.join(".local/share/corral/store"))
+        crate::hostfs::store_dir()
     }
 
     /// The store's root directory.
@@ -159,8 +126,8 @@ impl Store {
     }
 
     /// The store a record file lives in, if it sits in one (`<root>/records/xx/…json`).
-    pub fn containing(record: &Path) -> Option<Store> {
+    pub fn containing(record: &Path) -> Option<RecordStore> {
         let root = record.parent()?.parent()?;
-        (root.file_name()? == "records").then(|| Store::new(root.parent().unwrap_or(root)))
+        (root.file_name()? == "records").then(|| RecordStore::new(root.parent().unwrap_or(root)))
     }
 }

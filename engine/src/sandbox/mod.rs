@@ -14,11 +14,11 @@ use crate::capability::p2::CompState;
 use crate::capability::stage::{self, StagedFile};
 use crate::capability::wasi::{self, Preopen, WasiSetup};
 use crate::capability::{RunState, audit::AuditTrail};
-use crate::engine::{Compiled, Engine, GuestModule, MAX_COMPONENT_INSTANCES};
+use crate::engine::{Engine, GuestModule, Linked, MAX_COMPONENT_INSTANCES};
 use crate::error::Error;
 use crate::policy::{self, GuestPath, Policy};
 use crate::report::{CallSummary, RunReport};
-use crate::verdict::{self, LimitFlags, LimitKind, Verdict};
+use crate::verdict::{self, LimitFlags, LimitKind};
 
 /// Most arguments a guest may receive (including `argv[0]`).
 pub const MAX_ARGS: usize = 4096;
@@ -87,21 +87,38 @@ impl DirGrant {
     }
 }
 
-/// Configures one run. Deny by default: no arguments but `argv[0]`, only the policy's
-/// environment, empty stdin, no directories, seed 0.
+/// The inputs of one run. Deny by default: no arguments after `argv[0]`, only the policy's
+/// environment, empty stdin, no directories, seed 0, no case input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Invocation {
+    /// Guest arguments after `argv[0]` (and after a runner's program text).
+    pub args: Vec<String>,
+    /// Guest environment, merged over the policy's `[env]`.
+    pub env: BTreeMap<String, String>,
+    /// Guest stdin.
+    pub stdin: Vec<u8>,
+    /// Host directories exposed to the guest.
+    pub dirs: Vec<DirGrant>,
+    /// Seed of the virtual random streams and clocks.
+    pub seed: u64,
+    /// The case input offered through `corral_v1` (the guest SDK).
+    pub input: Option<std::sync::Arc<[u8]>>,
+}
+
+/// Configures one run (used by the job stage only). Deny by default: no arguments but
+/// `argv[0]`, only the policy's environment, empty stdin, no directories, seed 0.
 #[derive(Debug)]
-pub struct SandboxBuilder<'a> {
+pub(crate) struct SandboxBuilder<'a> {
     engine: &'a Engine,
     module: &'a GuestModule,
     policy: &'a Policy,
     argv0: String,
-    args: Vec<String>,
-    env: BTreeMap<String, String>,
-    stdin: Vec<u8>,
-    dirs: Vec<DirGrant>,
-    seed: u64,
+    /// A runner's leading arguments (the program text), before the invocation's.
+    lead_args: Vec<String>,
+    /// A runner's environment, over the policy's and under the invocation's.
+    runner_env: Vec<(&'static str, &'static str)>,
+    invocation: Invocation,
     keep_inputs: bool,
-    input: Option<std::sync::Arc<[u8]>>,
 }
 
 /// The inputs of a run that a record must keep to replay it.
@@ -144,73 +161,46 @@ impl<'a> SandboxBuilder<'a> {
             module,
             policy,
             argv0: "main".into(),
-            args: Vec::new(),
-            env: BTreeMap::new(),
-            stdin: Vec::new(),
-            dirs: Vec::new(),
-            seed: 0,
+            lead_args: Vec::new(),
+            runner_env: Vec::new(),
+            invocation: Invocation::default(),
             keep_inputs: false,
-            input: None,
         }
-    }
-
-    /// The case input the guest reads through `corral_v1::input_*` (the guest SDK). By
-    /// default none.
-    pub fn input(mut self, bytes: Option<std::sync::Arc<[u8]>>) -> Self {
-        self.input = bytes;
-        self
     }
 
     /// Keep the bytes of staged inputs in [`Finished::inputs`] (needed to write a run
     /// record). By default `false`.
-    pub fn keep_inputs(mut self, keep: bool) -> Self {
+    pub(crate) fn keep_inputs(mut self, keep: bool) -> Self {
         self.keep_inputs = keep;
         self
     }
 
     /// `argv[0]`. By default `main` (never a host path).
-    pub fn argv0(mut self, name: impl Into<String>) -> Self {
+    pub(crate) fn argv0(mut self, name: impl Into<String>) -> Self {
         self.argv0 = name.into();
         self
     }
 
-    /// Appends guest arguments after `argv[0]`. By default none.
-    pub fn args<I, S>(mut self, args: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.args.extend(args.into_iter().map(Into::into));
+    /// A runner's arguments, before the invocation's. By default none.
+    pub(crate) fn args(mut self, args: impl IntoIterator<Item = String>) -> Self {
+        self.lead_args.extend(args);
         self
     }
 
-    /// Sets one environment variable (overrides the policy's `[env]`). By default only the
-    /// policy's environment.
-    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.insert(key.into(), value.into());
+    /// A runner's environment (over the policy's, under the invocation's). By default none.
+    pub(crate) fn runner_env(mut self, env: &[(&'static str, &'static str)]) -> Self {
+        self.runner_env.extend_from_slice(env);
         self
     }
 
-    /// The guest's stdin. By default empty (EOF at once).
-    pub fn stdin(mut self, bytes: Vec<u8>) -> Self {
-        self.stdin = bytes;
-        self
-    }
-
-    /// Exposes a host directory. By default none.
+    /// The run's inputs. By default [`Invocation::default`].
     ///
     /// # Security
     ///
-    /// Read-only grants are staged copies; a read-write grant hands the guest the host
-    /// directory itself (only if the policy allows it).
-    pub fn dir(mut self, grant: DirGrant) -> Self {
-        self.dirs.push(grant);
-        self
-    }
-
-    /// The seed of the guest's random streams. By default 0.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
+    /// Read-only directory grants are staged copies; a read-write grant hands the guest the
+    /// host directory itself (only if the policy allows it).
+    pub(crate) fn invocation(mut self, invocation: Invocation) -> Self {
+        self.invocation = invocation;
         self
     }
 
@@ -221,10 +211,12 @@ impl<'a> SandboxBuilder<'a> {
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput): arguments or environment
     /// with NUL bytes, `=` in names, over the size caps; directory grants that overlap each
     /// other or the scratch dir, or ask for `:rw` when the policy does not allow it.
-    pub fn build(self) -> Result<Sandbox, Error> {
-        let mut argv = Vec::with_capacity(self.args.len() + 1);
+    pub(crate) fn build(self) -> Result<Sandbox, Error> {
+        let inv = self.invocation;
+        let mut argv = Vec::with_capacity(self.lead_args.len() + inv.args.len() + 1);
         argv.push(self.argv0);
-        argv.extend(self.args);
+        argv.extend(self.lead_args);
+        argv.extend(inv.args);
         if argv.len() > MAX_ARGS {
             return Err(Error::invalid_input(format!(
                 "{} arguments, more than the {MAX_ARGS} allowed",
@@ -242,15 +234,26 @@ impl<'a> SandboxBuilder<'a> {
                 "argument {i} contains a NUL byte (hint: a guest would see it cut short)"
             )));
         }
+        let max_stdin = self.policy.limits.stdin;
+        if inv.stdin.len() as u64 > max_stdin.0 {
+            return Err(Error::invalid_input(format!(
+                "stdin is {} bytes, more than the policy's `stdin_bytes` limit of {max_stdin}",
+                inv.stdin.len()
+            )));
+        }
         let mut env = self.policy.env.clone();
-        for (k, v) in self.env {
+        let runner_env = self
+            .runner_env
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()));
+        for (k, v) in runner_env.chain(inv.env) {
             policy::check_env_var(&k, &v).map_err(Error::invalid_input)?;
             env.insert(k, v);
         }
         policy::check_env_size(&env).map_err(Error::invalid_input)?;
 
         let mut taken: Vec<GuestPath> = self.policy.fs.scratch.iter().cloned().collect();
-        for d in &self.dirs {
+        for d in &inv.dirs {
             if let Some(other) = taken.iter().find(|t| t.overlaps(&d.guest)) {
                 return Err(Error::invalid_input(format!(
                     "guest path `{}` overlaps `{other}` (hint: each directory needs its own, non-nested guest path)",
@@ -278,18 +281,18 @@ impl<'a> SandboxBuilder<'a> {
             policy: self.policy.clone(),
             argv,
             env,
-            stdin: self.stdin,
-            dirs: self.dirs,
-            seed: self.seed,
+            stdin: inv.stdin,
+            dirs: inv.dirs,
+            seed: inv.seed,
             keep_inputs: self.keep_inputs,
-            input: self.input,
+            input: inv.input,
         })
     }
 }
 
-/// A configured run, consumed by [`Sandbox::run`].
+/// A configured run, consumed by [`Sandbox::run_full`].
 #[derive(Debug)]
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     engine: Engine,
     module: GuestModule,
     policy: Policy,
@@ -304,7 +307,7 @@ pub struct Sandbox {
 
 /// A finished run: the report, the full audit trail and the inputs to record.
 #[derive(Debug)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// The report.
     pub report: RunReport,
     /// The audit trail.
@@ -314,27 +317,15 @@ pub struct Finished {
 }
 
 impl Sandbox {
-    /// Runs the guest to a verdict.
+    /// Runs the guest to a verdict; returns the report, the audit trail and the inputs (for
+    /// records).
     ///
     /// # Errors
     ///
-    /// Only host failures (a temp dir cannot be created, a staging copy fails). Every
-    /// guest outcome, including traps and limits, is a verdict in `Ok`.
-    ///
-    /// # Determinism
-    ///
-    /// With the same module, policy, inputs and seed, the report is identical except for
-    /// `wall_time` and `limit = wall_time` verdicts.
-    pub async fn run(self) -> Result<RunReport, Error> {
-        Ok(self.run_full().await?.report)
-    }
-
-    /// As [`Sandbox::run`], also returning the audit trail and the inputs (for records).
-    ///
-    /// # Errors
-    ///
-    /// As [`Sandbox::run`].
-    pub async fn run_full(self) -> Result<Finished, Error> {
+    /// Only host failures (a temp dir cannot be created, a staging copy fails) and invalid
+    /// input (a directory that cannot be opened). Every guest outcome, including traps and
+    /// limits, is a verdict in `Ok`.
+    pub(crate) async fn run_full(self) -> Result<Finished, Error> {
         let temp_root = &self.engine.config().temp_root;
         let mut keep_alive: Vec<tempfile::TempDir> = Vec::new();
         let mut preopens = Vec::new();
@@ -385,25 +376,6 @@ impl Sandbox {
         self.run_with(preopens, keep_alive, inputs).await
     }
 
-    /// Replays with inputs rebuilt from a record.
-    pub(crate) async fn run_rebuilt(
-        self,
-        rebuilt: Vec<(String, tempfile::TempDir)>,
-        inputs: RunInputs,
-    ) -> Result<Finished, Error> {
-        let mut keep_alive = Vec::new();
-        let mut preopens = Vec::new();
-        for (guest, dir) in rebuilt {
-            preopens.push(Preopen {
-                host: dir.path().to_path_buf(),
-                guest,
-                writable: false,
-            });
-            keep_alive.push(dir);
-        }
-        self.run_with(preopens, keep_alive, inputs).await
-    }
-
     async fn run_with(
         self,
         mut preopens: Vec<Preopen>,
@@ -445,8 +417,8 @@ impl Sandbox {
         let deadline = started + self.policy.limits.wall_time;
         let budget = self.policy.limits.wall_time + WALL_GRACE;
         self.engine.ensure_ticker();
-        let (result, remaining, trail, sdk, captures, log) = match self.module.compiled() {
-            Compiled::Core(pre) => {
+        let (result, remaining, trail, sdk, captures, log) = match self.module.linked() {
+            Linked::Core(pre) => {
                 let built = wasi::build_p1(setup)?;
                 let log = built.log.clone();
                 let state = RunState {
@@ -472,7 +444,7 @@ impl Sandbox {
                     log,
                 )
             }
-            Compiled::Component(pre) => {
+            Linked::Component(pre) => {
                 let built = wasi::build_p2(setup)?;
                 let log = built.log.clone();
                 let state = CompState {
@@ -554,7 +526,7 @@ impl Sandbox {
 
 impl Engine {
     /// Starts configuring a run of `module` under `policy`.
-    pub fn sandbox<'a>(
+    pub(crate) fn sandbox<'a>(
         &'a self,
         module: &'a GuestModule,
         policy: &'a Policy,
@@ -691,18 +663,5 @@ async fn drive(
                 LimitKind::WallTime,
             )))
         }
-    }
-}
-
-impl Verdict {
-    /// Whether this verdict came from running the guest (as opposed to never starting it).
-    pub fn ran(&self) -> bool {
-        !matches!(
-            self,
-            Verdict::Rejected(_)
-                | Verdict::CompileError(_)
-                | Verdict::InvalidInput(_)
-                | Verdict::HostError(_)
-        )
     }
 }

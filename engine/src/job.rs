@@ -1,0 +1,435 @@
+//! The job stage: source in, report out.
+//!
+//! compile → admit → sandbox → run → verdict → record, written once. `corral run` and
+//! `check`, `eval`, `humaneval`, `replay`, the benchmarks and every face (the HTTP service,
+//! MCP, the Python package) call it; nothing else builds a sandbox.
+//!
+//! - A [`Source`] (bytes, a display name, a [`Language`]) becomes a [`Program`] once:
+//!   compiled, admitted under a policy, and knowing the `argv[0]`, leading arguments and
+//!   environment its runner needs (interpreted languages run inside a runner that gets the
+//!   program text as `argv[1]`).
+//! - An [`Invocation`] carries the six inputs of one run: arguments, environment, stdin,
+//!   directory grants, seed, and the guest-SDK case input.
+//! - [`run`] runs a program once for an invocation and returns an [`Outcome`]: the report
+//!   (every failure that is not the host's own is a verdict, mapped here and nowhere else)
+//!   and, when the guest ran, what [`Outcome::write_record`] needs to write its run record.
+//!
+//! # Example
+//!
+//! ```
+//! use corral::job::{self, Invocation, Program, Recording};
+//! use corral::compile::{Language, Source};
+//! use corral::{Engine, EngineConfig, Policy, Verdict};
+//!
+//! let wat = r#"(module
+//!     (import "wasi_snapshot_preview1" "fd_write"
+//!       (func $fd_write (param i32 i32 i32 i32) (result i32)))
+//!     (memory (export "memory") 1)
+//!     (data (i32.const 16) "hello\n")
+//!     (func (export "_start")
+//!       (i32.store (i32.const 0) (i32.const 16))
+//!       (i32.store (i32.const 4) (i32.const 6))
+//!       (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+//! let engine = Engine::new(EngineConfig::default())?;
+//! let policy = Policy::strict();
+//! let source = Source::new(wat.as_bytes().to_vec(), "hello.wat", Language::Wat);
+//! let program = Program::prepare(&engine, &source, &policy)?; // once
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+//! let outcome = rt.block_on(job::run(&engine, &program, &policy, &Invocation::default(), Recording::Off))?; // many times
+//! assert_eq!(outcome.report.verdict, Verdict::Ok);
+//! assert_eq!(outcome.report.stdout, b"hello\n");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::path::PathBuf;
+
+use crate::capability::audit::AuditTrail;
+use crate::compile::{self, Compiled, Language, Source};
+use crate::engine::{Engine, GuestModule};
+use crate::error::{Error, ErrorKind};
+use crate::policy::Policy;
+use crate::record::{self, RecordStore};
+use crate::report::{ModuleHash, RunReport};
+pub use crate::sandbox::Invocation;
+use crate::sandbox::RunInputs;
+use crate::verdict::Verdict;
+
+/// How a source becomes wasm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Build {
+    /// The program itself (`main`, or the runner for interpreted languages).
+    #[default]
+    Program,
+    /// A Rust file compiled as a test harness (`rustc --test`): it runs every `#[test]` and
+    /// exits non-zero if any fails (HumanEval-Rust).
+    RustTests,
+}
+
+/// Whether a run keeps what its record needs (the bytes of staged input files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recording {
+    /// The caller may write a record of the run ([`Outcome::write_record`]).
+    On,
+    /// No record will be written.
+    Off,
+}
+
+/// A compiled, admitted program that knows how its runner is invoked; or why it is not
+/// runnable (a compile error or a rejection, as a report). Prepare once, run many times.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Program {
+    name: String,
+    language: Language,
+    state: State,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Ready(Box<Ready>),
+    Failed(Box<RunReport>),
+}
+
+#[derive(Debug, Clone)]
+struct Ready {
+    module: GuestModule,
+    argv0: String,
+    /// For runners: the program text (`argv[1]`).
+    lead_args: Vec<String>,
+    /// Environment the runner needs (over the policy's, under the invocation's).
+    env: Vec<(&'static str, &'static str)>,
+}
+
+/// `` `NAME` failed to compile: FIRST ERROR `` (the first line that says `error`, else the
+/// first line).
+fn compile_message(name: &str, diag: &str) -> String {
+    let first = first_error_line(diag);
+    if first.is_empty() {
+        format!("`{name}` failed to compile")
+    } else {
+        format!("`{name}` failed to compile: {first}")
+    }
+}
+
+/// The most telling line of compiler diagnostics: the first that says `error` (or is the
+/// compiler's own note), else the first non-empty one; at most 200 characters.
+pub fn first_error_line(diag: &str) -> String {
+    let first = diag
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("error") || l.starts_with("the compiler"))
+        .or_else(|| diag.lines().map(str::trim).find(|l| !l.is_empty()))
+        .unwrap_or("");
+    first.chars().take(200).collect()
+}
+
+impl Program {
+    /// Compiles (if needed) and admits `source` under `policy`.
+    ///
+    /// # Errors
+    ///
+    /// Host failures only (no compiler installed, a runner cannot be built). A source that
+    /// does not compile or a module that is rejected is a program whose
+    /// [`Program::failure`] says why; running it returns that report.
+    pub fn prepare(engine: &Engine, source: &Source, policy: &Policy) -> Result<Program, Error> {
+        Program::build(engine, source, policy, Build::Program)
+    }
+
+    /// As [`Program::prepare`], choosing how the source becomes wasm.
+    ///
+    /// # Errors
+    ///
+    /// As [`Program::prepare`].
+    pub fn build(
+        engine: &Engine,
+        source: &Source,
+        policy: &Policy,
+        build: Build,
+    ) -> Result<Program, Error> {
+        let cfg = engine.config();
+        let cache = cfg.cache_dir.as_deref();
+        let compiled = match build {
+            Build::Program => compile::compile(source, &cfg.temp_root, cache)?,
+            Build::RustTests => compile::compile_rust_tests(source, &cfg.temp_root, cache)?,
+        };
+        let failed = |report: RunReport| Program {
+            name: source.name.clone(),
+            language: source.language,
+            state: State::Failed(Box::new(report)),
+        };
+        let rejected = |rejection: crate::admit::Rejection, hash: ModuleHash| {
+            let mut report = RunReport::without_run(
+                Verdict::Rejected(rejection.0.clone()),
+                format!("the module was rejected: {}", rejection.0),
+            );
+            report.module_hash = Some(hash);
+            failed(report)
+        };
+        let ready = match compiled {
+            Compiled::Wasm(w) => match engine.admit(&w, policy) {
+                Ok(module) => Ready {
+                    module,
+                    argv0: "main".into(),
+                    lead_args: Vec::new(),
+                    env: Vec::new(),
+                },
+                Err(r) => return Ok(rejected(r, ModuleHash::of(&w))),
+            },
+            Compiled::Runner {
+                runner,
+                source: text,
+            } => {
+                match engine.admit_file(&runner.wasm, runner.hash, policy) {
+                    // Interpreters get the display name as argv[0] and the program as argv[1].
+                    Ok(module) => Ready {
+                        module,
+                        argv0: source.name.clone(),
+                        lead_args: vec![text],
+                        env: runner.kind.guest_env().to_vec(),
+                    },
+                    Err(r) => return Ok(rejected(r, runner.hash)),
+                }
+            }
+            Compiled::Error(diag) => {
+                let mut report = RunReport::without_run(
+                    Verdict::CompileError(diag.clone()),
+                    compile_message(&source.name, &diag),
+                );
+                report.diagnostics = Some(diag);
+                return Ok(failed(report));
+            }
+        };
+        Ok(Program {
+            name: source.name.clone(),
+            language: source.language,
+            state: State::Ready(Box::new(ready)),
+        })
+    }
+
+    /// A program from a module admitted elsewhere (a record's module, a benchmark guest),
+    /// run with `argv0` and no runner arguments.
+    pub fn from_module(
+        module: GuestModule,
+        language: Language,
+        argv0: impl Into<String>,
+    ) -> Program {
+        let argv0 = argv0.into();
+        Program {
+            name: argv0.clone(),
+            language,
+            state: State::Ready(Box::new(Ready {
+                module,
+                argv0,
+                lead_args: Vec::new(),
+                env: Vec::new(),
+            })),
+        }
+    }
+
+    /// The display name (the file name the user gave).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The language the program came from.
+    pub fn language(&self) -> Language {
+        self.language
+    }
+
+    /// The admitted module, unless compiling or admission failed.
+    pub fn module(&self) -> Option<&GuestModule> {
+        match &self.state {
+            State::Ready(r) => Some(&r.module),
+            State::Failed(_) => None,
+        }
+    }
+
+    /// Why the program cannot run (`compile_error` or `rejected`), if it cannot.
+    pub fn failure(&self) -> Option<&RunReport> {
+        match &self.state {
+            State::Ready(_) => None,
+            State::Failed(r) => Some(r),
+        }
+    }
+
+    /// The report of `corral check`: `ok` with what admission learnt, or why not.
+    pub fn check_report(&self) -> RunReport {
+        match &self.state {
+            State::Failed(r) => (**r).clone(),
+            State::Ready(r) => {
+                let info = r.module.info();
+                let mut report = RunReport::without_run(
+                    Verdict::Ok,
+                    format!(
+                        "the module was admitted ({} functions, {} bytes)",
+                        info.functions, info.size
+                    ),
+                );
+                report.module_hash = Some(r.module.hash());
+                report
+            }
+        }
+    }
+}
+
+/// What a job produced: the report, and when the guest ran, what its record needs.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The report (every verdict, including compile errors, rejections and invalid input).
+    pub report: RunReport,
+    ran: Option<Ran>,
+}
+
+#[derive(Debug)]
+struct Ran {
+    module: GuestModule,
+    language: Language,
+    policy: Policy,
+    trail: AuditTrail,
+    inputs: RunInputs,
+}
+
+impl Outcome {
+    /// An outcome in which the guest never ran.
+    pub fn without_run(report: RunReport) -> Outcome {
+        Outcome { report, ran: None }
+    }
+
+    /// Whether the guest ran (so its output and trail mean something).
+    pub fn ran(&self) -> bool {
+        self.ran.is_some()
+    }
+
+    /// The gate's audit trail, when the guest ran (`corral run --trace`).
+    pub fn trail(&self) -> Option<&AuditTrail> {
+        self.ran.as_ref().map(|r| &r.trail)
+    }
+
+    /// The module that ran.
+    pub fn module(&self) -> Option<&GuestModule> {
+        self.ran.as_ref().map(|r| &r.module)
+    }
+
+    /// Writes the run record into `store` (when the guest ran) and sets the report's
+    /// `record` to its path. The run must have been made with [`Recording::On`] for input
+    /// directories to be recorded.
+    ///
+    /// # Errors
+    ///
+    /// The store cannot be written.
+    pub fn write_record(
+        &mut self,
+        engine: &Engine,
+        store: &RecordStore,
+    ) -> Result<Option<PathBuf>, Error> {
+        let Some(ran) = &self.ran else {
+            return Ok(None);
+        };
+        let path = record::write(
+            store,
+            record::RecordParts {
+                module: &ran.module,
+                language: ran.language,
+                policy: &ran.policy,
+                inputs: &ran.inputs,
+                report: &self.report,
+                trail: &ran.trail,
+                engine: engine.identity(),
+            },
+        )?;
+        self.report.record = Some(path.display().to_string());
+        Ok(Some(path))
+    }
+}
+
+/// The report for an error of the host side: `invalid_input` for the caller's bad input (an
+/// unreadable file, a bad policy, an invalid invocation), `host_error` for corral's own
+/// failures. The one place where errors become verdicts.
+pub fn error_report(e: &Error) -> RunReport {
+    let verdict = match e.kind() {
+        ErrorKind::InvalidInput | ErrorKind::Policy => Verdict::InvalidInput(e.to_string()),
+        _ => Verdict::HostError(e.to_string()),
+    };
+    RunReport::without_run(verdict, e.to_string())
+}
+
+/// `Ok(report)` for errors that are the caller's (invalid input), `Err` for the host's.
+fn caller_error(e: Error, module: &GuestModule) -> Result<Outcome, Error> {
+    match e.kind() {
+        ErrorKind::InvalidInput | ErrorKind::Policy => {
+            let mut report = error_report(&e);
+            report.module_hash = Some(module.hash());
+            Ok(Outcome::without_run(report))
+        }
+        _ => Err(e),
+    }
+}
+
+/// Runs `program` once under `policy` with `invocation`.
+///
+/// # Errors
+///
+/// Host failures only. A program that did not compile or was rejected returns its report;
+/// an invalid invocation (bad arguments or environment, a directory grant the policy does
+/// not allow, an unreadable directory) is an `invalid_input` verdict; every guest outcome is
+/// a verdict.
+///
+/// # Determinism
+///
+/// With the same program, policy and invocation, the report is identical except for
+/// `wall_time` and `limit = wall_time` verdicts.
+pub async fn run(
+    engine: &Engine,
+    program: &Program,
+    policy: &Policy,
+    invocation: &Invocation,
+    recording: Recording,
+) -> Result<Outcome, Error> {
+    let ready = match &program.state {
+        State::Ready(r) => r,
+        State::Failed(report) => return Ok(Outcome::without_run((**report).clone())),
+    };
+    let sandbox = match engine
+        .sandbox(&ready.module, policy)
+        .argv0(ready.argv0.clone())
+        .args(ready.lead_args.iter().cloned())
+        .runner_env(&ready.env)
+        .invocation(invocation.clone())
+        .keep_inputs(recording == Recording::On)
+        .build()
+    {
+        Ok(s) => s,
+        Err(e) => return caller_error(e, &ready.module),
+    };
+    let finished = match sandbox.run_full().await {
+        Ok(f) => f,
+        Err(e) => return caller_error(e, &ready.module),
+    };
+    Ok(Outcome {
+        report: finished.report,
+        ran: Some(Ran {
+            module: ready.module.clone(),
+            language: program.language,
+            policy: policy.clone(),
+            trail: finished.trail,
+            inputs: finished.inputs,
+        }),
+    })
+}
+
+/// Source in, report out: [`Program::prepare`] then [`run`].
+///
+/// # Errors
+///
+/// Host failures only.
+pub async fn run_source(
+    engine: &Engine,
+    source: &Source,
+    policy: &Policy,
+    invocation: &Invocation,
+    recording: Recording,
+) -> Result<Outcome, Error> {
+    let program = Program::prepare(engine, source, policy)?;
+    run(engine, &program, policy, invocation, recording).await
+}
