@@ -34,5 +34,6 @@ pub fn main(a: Args) -> ExitCode {
         Ok(program) => program.check_report(),
         Err(e) => job::error_report(&e),
     };
+    engine.remove_work_dir();
     output::finish(&report, json, false, report.verdict.process_exit_status())
 }

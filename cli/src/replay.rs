@@ -51,7 +51,9 @@ pub fn main(a: Args) -> ExitCode {
         ceiling,
         store: a.store.map(RecordStore::new),
     };
-    match rt.block_on(replay::replay(&engine, &a.record, &opts)) {
+    let result = rt.block_on(replay::replay(&engine, &a.record, &opts));
+    engine.remove_work_dir();
+    match result {
         Ok(r) => {
             if a.json {
                 output::print_json(&r.to_json());

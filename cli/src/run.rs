@@ -65,6 +65,7 @@ pub fn main(a: Args) -> ExitCode {
     let mut outcome = match outcome.and_then(|o| o) {
         Ok(o) => o,
         Err(e) => {
+            engine.remove_work_dir();
             let report = job::error_report(&e);
             let status = report.verdict.process_exit_status();
             output::finish(&report, json, false, status)
@@ -87,6 +88,7 @@ pub fn main(a: Args) -> ExitCode {
     {
         eprint!("{}", output::trace_text(trail));
     }
+    engine.remove_work_dir();
     let report: &RunReport = &outcome.report;
     output::finish(
         report,

@@ -31,8 +31,10 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Engine-wide settings.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Where per-run temporary directories (scratch, staged inputs) are created.
-    /// By default the system temp dir.
+    /// Where temporary directories are created: each engine makes one private work directory
+    /// here (`corral-<pid>-<start>-<n>`) for its runs' scratch dirs, staged inputs and
+    /// compiler work dirs, removes it when dropped, and removes those of processes that no
+    /// longer exist. By default the system temp dir.
     pub temp_root: PathBuf,
     /// Where compiled wasm (from sources), built runners and precompiled artifacts are
     /// cached. By default none (nothing is cached on disk).
@@ -185,6 +187,9 @@ fn pool_slots(n: u32) -> u32 {
 }
 
 struct Inner {
+    /// This engine's work directory (see [`EngineConfig::temp_root`]), removed with
+    /// everything in it when the engine is dropped.
+    work: crate::hostfs::WorkDir,
     artifacts: Option<crate::artifact::ArtifactCache>,
     wasmtime: wasmtime::Engine,
     linker: Linker<RunState>,
@@ -309,8 +314,15 @@ impl Engine {
                 .finalize();
             crate::artifact::ArtifactCache::new(d.join("artifacts"), key.to_hex()[..16].to_string())
         });
+        let work = crate::hostfs::WorkDir::create(&config.temp_root).map_err(|e| {
+            Error::host(format!(
+                "cannot create a work directory in `{}`: {e}",
+                config.temp_root.display()
+            ))
+        })?;
         Ok(Engine {
             inner: Arc::new(Inner {
+                work,
                 artifacts,
                 wasmtime,
                 linker,
@@ -329,6 +341,24 @@ impl Engine {
     /// The engine's settings.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// The engine's private work directory, inside [`EngineConfig::temp_root`]: every
+    /// temporary directory of its runs (scratch, staged inputs, compiler work dirs, rebuilt
+    /// replay inputs) is created in it, so nothing is left behind when the engine is dropped,
+    /// and a later engine sweeps it if this process is killed.
+    pub fn work_dir(&self) -> &std::path::Path {
+        self.inner.work.path()
+    }
+
+    /// Removes the work directory now, for a process about to exit without dropping the
+    /// engine (the `corral` command leaves with `exit`, skipping destructors). Call it last:
+    /// runs after it fail to create their temporary directories.
+    pub fn remove_work_dir(&self) {
+        if let Ok(mut kept) = self.inner.scratch.lock() {
+            kept.clear();
+        }
+        let _ = std::fs::remove_dir_all(self.work_dir());
     }
 
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
@@ -363,16 +393,18 @@ impl Engine {
         }
         tempfile::Builder::new()
             .prefix("corral-scratch-")
-            .tempdir_in(&self.inner.config.temp_root)
+            .tempdir_in(self.work_dir())
             .map_err(|e| Error::host(format!("cannot create the scratch directory: {e}")))
     }
 
-    /// Takes back a run's scratch directory: kept for another run only if it is still
-    /// empty (nothing of one run can reach another), removed otherwise. Its name,
-    /// timestamps and inode are never visible to guests (the gate virtualises them).
+    /// Takes back a run's scratch directory: kept for another run only if the engine has a
+    /// pool (it runs many) and the directory is still empty (nothing of one run can reach
+    /// another); removed otherwise. Its name, timestamps and inode are never visible to
+    /// guests (the gate virtualises them).
     pub(crate) fn recycle_scratch(&self, dir: tempfile::TempDir) {
         let empty = std::fs::read_dir(dir.path()).is_ok_and(|mut d| d.next().is_none());
         if empty
+            && self.inner.config.pool.is_some()
             && let Ok(mut kept) = self.inner.scratch.lock()
             && kept.len() < SCRATCH_KEPT
         {

@@ -55,6 +55,101 @@ pub fn temp_root() -> PathBuf {
     env_path("CORRAL_TMPDIR").unwrap_or_else(std::env::temp_dir)
 }
 
+/// The prefix of every engine's work directory in a temp root.
+const WORK_PREFIX: &str = "corral-";
+
+/// When this process started, in clock ticks since boot (field 22 of `/proc/PID/stat`): with
+/// the pid, it names this process uniquely, even after the pid is reused.
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid …`: comm may hold spaces and parentheses.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// A directory of one engine's temporary files (scratch dirs, staged inputs, compiler work
+/// dirs, rebuilt replay inputs): `<temp root>/corral-<pid>-<start>-<n>`, private (0700),
+/// removed when dropped. A process that dies without dropping it (SIGKILL, `exit`) leaves it
+/// behind; [`WorkDir::create`] removes those of processes that no longer exist.
+#[derive(Debug)]
+pub struct WorkDir {
+    path: PathBuf,
+}
+
+impl WorkDir {
+    /// Creates a new work directory in `root` (created if missing), after sweeping the work
+    /// directories that dead processes left there.
+    ///
+    /// # Errors
+    ///
+    /// `root` cannot be created or written.
+    pub fn create(root: &Path) -> std::io::Result<WorkDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        std::fs::create_dir_all(root)?;
+        sweep_stale(root);
+        let pid = std::process::id();
+        let start = start_ticks(pid).unwrap_or(0);
+        loop {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = root.join(format!("{WORK_PREFIX}{pid}-{start}-{n}"));
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(WorkDir { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Removes the work directories in `root` whose process no longer exists (or whose pid now
+/// belongs to another process). Only directories named like a work directory, owned by this
+/// user and not symlinks are touched; removal never follows a link.
+pub fn sweep_stale(root: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    #[expect(unsafe_code, reason = "geteuid, to touch only our own directories")]
+    let me = unsafe { libc::geteuid() };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(WORK_PREFIX)) else {
+            continue;
+        };
+        let mut parts = rest.split('-');
+        let (Some(pid), Some(start), Some(n), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let (Ok(pid), Ok(start), Ok(_)) =
+            (pid.parse::<u32>(), start.parse::<u64>(), n.parse::<u64>())
+        else {
+            continue;
+        };
+        if start_ticks(pid) == Some(start) {
+            continue; // its process is alive
+        }
+        let path = e.path();
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == me) {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 /// Writes `parts` (concatenated) to `path` atomically and durably: a temporary file in the
 /// same directory, written and fsynced, renamed over `path`, then the directory fsynced. The
 /// parent directory is created if missing. A reader sees the old file or the whole new one,
@@ -194,6 +289,38 @@ mod tests {
             read_bounded(&link, 10),
             Err(ReadError::NotRegular(_))
         ));
+    }
+
+    #[test]
+    fn work_dirs_of_dead_processes_are_swept() {
+        let root = tempfile::tempdir().unwrap();
+        let mine = WorkDir::create(root.path()).unwrap();
+        std::fs::write(mine.path().join("f"), b"x").unwrap();
+        // A dead process's directory (pid 1 never has start time 1), with a file inside and
+        // a link pointing outside, and a look-alike that is not ours to touch.
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("keep"), b"keep").unwrap();
+        let dead = root.path().join("corral-1-1-0");
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(dead.join("staged"), b"copy of an input").unwrap();
+        std::os::unix::fs::symlink(outside.path(), dead.join("link")).unwrap();
+        let other = root.path().join("corral-notes");
+        std::fs::create_dir(&other).unwrap();
+        let again = WorkDir::create(root.path()).unwrap();
+        assert!(!dead.exists(), "a dead process's work dir is swept");
+        assert!(
+            outside.path().join("keep").exists(),
+            "links are never followed"
+        );
+        assert!(other.exists(), "only work dirs are touched");
+        assert!(
+            mine.path().join("f").exists(),
+            "a live process's work dir is kept"
+        );
+        let (a, b) = (mine.path().to_path_buf(), again.path().to_path_buf());
+        drop(mine);
+        drop(again);
+        assert!(!a.exists() && !b.exists(), "dropped work dirs are removed");
     }
 
     #[test]

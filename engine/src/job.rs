@@ -150,8 +150,8 @@ impl Program {
         let cfg = engine.config();
         let cache = cfg.cache_dir.as_deref();
         let compiled = match build {
-            Build::Program => compile::compile(source, &cfg.temp_root, cache)?,
-            Build::RustTests => compile::compile_rust_tests(source, &cfg.temp_root, cache)?,
+            Build::Program => compile::compile(source, engine.work_dir(), cache)?,
+            Build::RustTests => compile::compile_rust_tests(source, engine.work_dir(), cache)?,
         };
         let failed = |report: RunReport| Program {
             name: source.name.clone(),

@@ -486,7 +486,7 @@ pub async fn replay(
     path: &Path,
     opts: &ReplayOptions,
 ) -> Result<ReplayReport, ReplayError> {
-    let temp_root = engine.config().temp_root.clone();
+    let temp_root = engine.work_dir().to_path_buf();
     let (record, src) = load(path, opts, &temp_root)?;
     let mut notes = Vec::new();
 

@@ -58,6 +58,18 @@ pub fn trials() -> Vec<Trial> {
         "cli::untrusted_files_are_bounded",
         untrusted_files,
     ));
+    t.push(Trial::test(
+        "cli::nothing_left_in_the_temp_dir",
+        nothing_left_behind,
+    ));
+    t.push(Trial::test(
+        "cli::killed_runs_are_swept_by_the_next",
+        killed_runs_are_swept,
+    ));
+    t.push(Trial::test(
+        "cli::record_store_links_are_not_followed",
+        record_store_links,
+    ));
     t
 }
 
@@ -402,7 +414,8 @@ fn output_within(mut cmd: Command, secs: u64) -> Result<Output, Failed> {
 }
 
 /// Files a user (or an agent) names may be symlinks to `/dev/zero`, FIFOs, or too large:
-/// each is refused at once with exit status 2, never read until memory runs out or waited on.
+/// each is refused at once with exit status 2, never read until memory runs out or waited on
+/// (threat RE-41).
 fn untrusted_files() -> Result<(), Failed> {
     let d = tmpdir()?;
     let p = |n: &str| d.path().join(n);
@@ -530,6 +543,172 @@ fn untrusted_files() -> Result<(), Failed> {
                 "{} bytes on a pipe: status {:?}, want {status}",
                 bytes.len(),
                 out.status.code()
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The entries of `dir`, sorted.
+fn entries(dir: &Path) -> Result<Vec<String>, Failed> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// A run with a scratch dir and a staged input dir leaves nothing in `CORRAL_TMPDIR`
+/// (threat RE-40: an empty `corral-scratch-*` used to pile up per run).
+fn nothing_left_behind() -> Result<(), Failed> {
+    let d = tmpdir()?;
+    let tmp = d.path().join("tmp");
+    std::fs::create_dir_all(d.path().join("in/sub")).map_err(|e| e.to_string())?;
+    std::fs::write(d.path().join("in/sub/a.txt"), "x").map_err(|e| e.to_string())?;
+    std::fs::write(
+        d.path().join("ok.wat"),
+        "(module (func (export \"_start\")))",
+    )
+    .map_err(|e| e.to_string())?;
+    for args in [
+        &[
+            "run",
+            "ok.wat",
+            "--policy",
+            "standard",
+            "--dir",
+            "in::/in",
+            "--no-record",
+        ][..],
+        &["check", "ok.wat", "--policy", "standard"][..],
+        &["run", "missing.wat", "--policy", "standard"][..],
+    ] {
+        let mut cmd = corral();
+        cmd.current_dir(d.path())
+            .env("CORRAL_TMPDIR", &tmp)
+            .args(args);
+        output_within(cmd, 60)?;
+        let left = entries(&tmp).unwrap_or_default();
+        if !left.is_empty() {
+            return Err(
+                format!("`corral {}` left {left:?} in its temp dir", args.join(" ")).into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A run killed with SIGKILL cannot clean up; the next corral removes what it left (its
+/// scratch dir and the private copy of its inputs), and nothing of a live run.
+fn killed_runs_are_swept() -> Result<(), Failed> {
+    let d = tmpdir()?;
+    let tmp = d.path().join("tmp");
+    std::fs::create_dir_all(d.path().join("in")).map_err(|e| e.to_string())?;
+    std::fs::write(d.path().join("in/secret-input.txt"), "input").map_err(|e| e.to_string())?;
+    std::fs::write(
+        d.path().join("spin.wat"),
+        "(module (func (export \"_start\") (loop br 0)))",
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(
+        d.path().join("ok.wat"),
+        "(module (func (export \"_start\")))",
+    )
+    .map_err(|e| e.to_string())?;
+    let mut child = corral()
+        .current_dir(d.path())
+        .env("CORRAL_TMPDIR", &tmp)
+        .args([
+            "run",
+            "spin.wat",
+            "--policy",
+            "standard",
+            "--dir",
+            "in::/in",
+            "--no-record",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    // Wait until the run has staged its input (a copy of the file exists under tmp).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let staged = loop {
+        let found = crate::support::snapshot(&tmp, &[])
+            .keys()
+            .any(|p| p.ends_with("secret-input.txt"));
+        if found {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    if !staged {
+        return Err("the spinning run never staged its input".into());
+    }
+    if entries(&tmp)?.is_empty() {
+        return Err("the killed run left nothing (the test proves nothing)".into());
+    }
+    let mut cmd = corral();
+    cmd.current_dir(d.path())
+        .env("CORRAL_TMPDIR", &tmp)
+        .args(["run", "ok.wat", "--no-record"]);
+    let out = output_within(cmd, 60)?;
+    if out.status.code() != Some(0) {
+        return Err(format!("the next run failed: {:?}", out.status.code()).into());
+    }
+    let left = entries(&tmp)?;
+    if !left.is_empty() {
+        return Err(format!("the killed run's files were not swept: {left:?}").into());
+    }
+    Ok(())
+}
+
+/// Links planted inside a record store never redirect its writes (threat RT-40).
+fn record_store_links() -> Result<(), Failed> {
+    let d = tmpdir()?;
+    let outside = d.path().join("outside");
+    std::fs::create_dir_all(&outside).map_err(|e| e.to_string())?;
+    std::fs::write(
+        d.path().join("ok.wat"),
+        "(module (func (export \"_start\")))",
+    )
+    .map_err(|e| e.to_string())?;
+    for planted in ["records", "blobs"] {
+        let store = d.path().join(format!("store-{planted}"));
+        std::fs::create_dir_all(&store).map_err(|e| e.to_string())?;
+        std::os::unix::fs::symlink(&outside, store.join(planted)).map_err(|e| e.to_string())?;
+        let mut cmd = corral();
+        cmd.current_dir(d.path())
+            .args(["run", "ok.wat", "--json", "--record-dir"])
+            .arg(&store);
+        let out = output_within(cmd, 60)?;
+        if out.status.code() != Some(0) {
+            return Err(format!("the run failed: {:?}", out.status.code()).into());
+        }
+        let left = crate::support::snapshot(&outside, &[]);
+        if !left.is_empty() {
+            return Err(format!(
+                "a link at store/{planted} redirected writes outside the store: {:?}",
+                left.keys().collect::<Vec<_>>()
+            )
+            .into());
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        if !v["record"].is_null() {
+            return Err(format!("a record was reported written: {v}").into());
+        }
+        if !String::from_utf8_lossy(&out.stderr).contains("never follows links") {
+            return Err(format!(
+                "no warning about the link: {}",
+                String::from_utf8_lossy(&out.stderr)
             )
             .into());
         }

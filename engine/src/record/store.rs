@@ -26,10 +26,16 @@ fn hex_parts(hash: &[u8; 32]) -> (String, String) {
     (hex[..2].to_string(), hex[2..].to_string())
 }
 
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync dir).
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync dir). The parent
+/// directory must already exist ([`RecordStore::dir`]).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     crate::hostfs::write_atomic(path, &[bytes])
         .map_err(|e| Error::host(format!("cannot write to the record store: {e}")))
+}
+
+/// Whether `path` is a regular file of `len` bytes, not reached through a symlink.
+fn present(path: &Path, len: usize) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == len as u64)
 }
 
 impl RecordStore {
@@ -52,6 +58,42 @@ impl RecordStore {
         &self.root
     }
 
+    /// The directory `root/parts…`, created if missing. The root may be a symlink (the user
+    /// chose it); nothing inside the store is ever followed: a component that is a symlink or
+    /// not a directory is refused, so a link planted in the store cannot redirect writes.
+    fn dir(&self, parts: &[&str]) -> Result<PathBuf, Error> {
+        std::fs::create_dir_all(&self.root)
+            .map_err(|e| Error::host(format!("cannot create the record store: {e}")))?;
+        let mut path = self.root.clone();
+        for part in parts {
+            path.push(part);
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(Error::host(format!(
+                        "the record store holds something other than a directory at `{}` (corral never follows links inside its store)",
+                        parts.join("/")
+                    )));
+                }
+                Err(_) => match std::fs::create_dir(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                            return Err(Error::host(format!(
+                                "the record store holds something other than a directory at `{}`",
+                                parts.join("/")
+                            )));
+                        }
+                    }
+                    Err(e) => {
+                        return Err(Error::host(format!("cannot create the record store: {e}")));
+                    }
+                },
+            }
+        }
+        Ok(path)
+    }
+
     fn blob_path(&self, hash: &[u8; 32]) -> PathBuf {
         let (a, b) = hex_parts(hash);
         self.root.join("blobs").join(a).join(b)
@@ -64,9 +106,9 @@ impl RecordStore {
     /// The store cannot be written.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<String, Error> {
         let hash = *blake3::hash(bytes).as_bytes();
-        let path = self.blob_path(&hash);
-        let present = std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64);
-        if !present {
+        let (a, b) = hex_parts(&hash);
+        let path = self.dir(&["blobs", &a])?.join(b);
+        if !present(&path, bytes.len()) {
             write_atomic(&path, bytes)?;
         }
         Ok(format!(
@@ -85,15 +127,17 @@ impl RecordStore {
             Error::invalid_input(format!("invalid blob name `{}`", name.escape_debug()))
         })?;
         let path = self.blob_path(&hash);
-        let meta = std::fs::metadata(&path).map_err(|_| {
-            Error::invalid_input(format!(
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Err(Error::invalid_input(format!(
                 "blob {name} is not in the store (hint: move records between machines with `corral bundle`)"
-            ))
-        })?;
-        if meta.len() > MAX_BLOB_BYTES {
-            return Err(Error::invalid_input(format!("blob {name} is too large")));
+            )));
         }
-        let bytes = std::fs::read(&path)
+        if !self.inside(&path) {
+            return Err(Error::invalid_input(format!(
+                "blob {name} is reached through a link inside the store (corral never follows one)"
+            )));
+        }
+        let bytes = crate::hostfs::read_bounded(&path, MAX_BLOB_BYTES)
             .map_err(|e| Error::invalid_input(format!("cannot read blob {name}: {e}")))?;
         if blake3::hash(&bytes).as_bytes() != &hash {
             return Err(Error::invalid_input(format!(
@@ -105,7 +149,22 @@ impl RecordStore {
 
     /// Whether a blob is present (not verified).
     pub fn has_blob(&self, name: &str) -> bool {
-        parse_hash(name).is_some_and(|h| self.blob_path(&h).is_file())
+        parse_hash(name).is_some_and(|h| {
+            let p = self.blob_path(&h);
+            std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) && self.inside(&p)
+        })
+    }
+
+    /// Whether no component of `path` below the root is a symlink.
+    fn inside(&self, path: &Path) -> bool {
+        let Ok(rel) = path.strip_prefix(&self.root) else {
+            return false;
+        };
+        let mut p = self.root.clone();
+        rel.components().all(|c| {
+            p.push(c);
+            std::fs::symlink_metadata(&p).is_ok_and(|m| !m.file_type().is_symlink())
+        })
     }
 
     /// Writes a sealed record and returns its path.
@@ -116,10 +175,9 @@ impl RecordStore {
     pub fn put_record(&self, bytes: &[u8]) -> Result<PathBuf, Error> {
         let hash = *blake3::hash(bytes).as_bytes();
         let (a, b) = hex_parts(&hash);
-        let path = self.root.join("records").join(a).join(format!("{b}.json"));
+        let path = self.dir(&["records", &a])?.join(format!("{b}.json"));
         // Content-addressed: a file already there under this name holds these bytes.
-        let present = std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64);
-        if !present {
+        if !present(&path, bytes.len()) {
             write_atomic(&path, bytes)?;
         }
         Ok(path)

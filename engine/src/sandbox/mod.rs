@@ -326,7 +326,7 @@ impl Sandbox {
     /// input (a directory that cannot be opened). Every guest outcome, including traps and
     /// limits, is a verdict in `Ok`.
     pub(crate) async fn run_full(self) -> Result<Finished, Error> {
-        let temp_root = &self.engine.config().temp_root;
+        let temp_root = self.engine.work_dir();
         let mut keep_alive: Vec<tempfile::TempDir> = Vec::new();
         let mut preopens = Vec::new();
         let mut inputs = RunInputs {
