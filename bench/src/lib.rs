@@ -24,7 +24,9 @@
 //! | `eval` | a 1,000-case suite vs a native process per case |
 //! | `humaneval` | the 164 HumanEval canonical solutions vs `python3` per problem |
 //! | `memory` | resident memory per live sandbox, and for 1,000 at once |
+//! | `amplification` | host time per fuel unit of hostile host-call patterns vs a plain wasm loop |
 
+mod amplification;
 mod guests;
 mod measure;
 
@@ -53,7 +55,7 @@ pub struct BenchOptions {
 }
 
 /// The groups, in the order they run.
-pub const GROUPS: [&str; 11] = [
+pub const GROUPS: [&str; 12] = [
     "per-run",
     "throughput",
     "python",
@@ -65,6 +67,7 @@ pub const GROUPS: [&str; 11] = [
     "eval",
     "humaneval",
     "memory",
+    "amplification",
 ];
 
 /// A measured quantity.
@@ -247,6 +250,7 @@ pub fn run(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Vec<Row> {
             "eval" => measure::eval(opts),
             "humaneval" => measure::humaneval(opts),
             "memory" => measure::memory(opts),
+            "amplification" => amplification::amplification(opts, progress),
             _ => Ok(Vec::new()),
         };
         match result {

@@ -24,7 +24,7 @@ pub const ASYNC_STACK: usize = MAX_WASM_STACK + (1 << 20);
 pub const WASMTIME_VERSION: &str = "48.0.8";
 /// Version of the gate's guest-visible behaviour (bumped whenever a virtualised value could
 /// change); part of the engine identity in run records.
-pub const GATE_VERSION: &str = "gate-2";
+pub const GATE_VERSION: &str = "gate-3";
 /// How often the epoch ticker runs (the wall-clock check and the async time slice).
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 

@@ -46,7 +46,7 @@ fn record(
     match state
         .gate
         .core
-        .record(func, args, if ok { 0 } else { 28 }, result, false)
+        .record(func, args, if ok { 0 } else { 28 }, result, None)
     {
         Some(stop) => Err(wasmtime::Error::new(stop)),
         None => Ok(()),

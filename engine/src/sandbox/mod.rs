@@ -18,7 +18,7 @@ use crate::engine::{Compiled, Engine, GuestModule, MAX_COMPONENT_INSTANCES};
 use crate::error::Error;
 use crate::policy::{self, GuestPath, Policy};
 use crate::report::{CallSummary, RunReport};
-use crate::verdict::{self, LimitFlags, LimitKind, Verdict};
+use crate::verdict::{self, LimitFlags, LimitKind, RunFacts, Verdict};
 
 /// Most arguments a guest may receive (including `argv[0]`).
 pub const MAX_ARGS: usize = 4096;
@@ -445,7 +445,7 @@ impl Sandbox {
         let deadline = started + self.policy.limits.wall_time;
         let budget = self.policy.limits.wall_time + WALL_GRACE;
         self.engine.ensure_ticker();
-        let (result, remaining, trail, sdk, captures, log) = match self.module.compiled() {
+        let (result, remaining, trail, sdk, captures, log, facts) = match self.module.compiled() {
             Compiled::Core(pre) => {
                 let built = wasi::build_p1(setup)?;
                 let log = built.log.clone();
@@ -462,7 +462,7 @@ impl Sandbox {
                     start.call_async(&mut store, ()).await
                 };
                 let result = drive(run, budget, &log).await;
-                let (remaining, trail, sdk) = harvest(&mut store);
+                let (remaining, trail, sdk, facts) = harvest(&mut store);
                 (
                     result,
                     remaining,
@@ -470,14 +470,17 @@ impl Sandbox {
                     sdk,
                     (built.stdout, built.stderr),
                     log,
+                    facts,
                 )
             }
             Compiled::Component(pre) => {
                 let built = wasi::build_p2(setup)?;
                 let log = built.log.clone();
+                let mut table = wasmtime::component::ResourceTable::new();
+                table.set_max_capacity(crate::capability::rules::MAX_HANDLES);
                 let state = CompState {
                     ctx: built.ctx,
-                    table: wasmtime::component::ResourceTable::new(),
+                    table,
                     core: built.core,
                     limiter: Limiter::new(
                         limits.memory.0,
@@ -497,7 +500,7 @@ impl Sandbox {
                     }
                 };
                 let result = drive(run, budget, &log).await;
-                let (remaining, trail, sdk) = harvest(&mut store);
+                let (remaining, trail, sdk, facts) = harvest(&mut store);
                 (
                     result,
                     remaining,
@@ -505,6 +508,7 @@ impl Sandbox {
                     sdk,
                     (built.stdout, built.stderr),
                     log,
+                    facts,
                 )
             }
         };
@@ -512,7 +516,7 @@ impl Sandbox {
         if let Some(first) = log.first() {
             flags.hit(first);
         }
-        let verdict = verdict::classify(&result, &flags);
+        let verdict = verdict::classify(&result, &flags, facts);
         let (stdout, stdout_truncated) = captures.0.take();
         let (stderr, stderr_truncated) = captures.1.take();
         let report = RunReport {
@@ -658,6 +662,7 @@ fn new_store<T: GatedState>(
                     cx.set_fuel(remaining.saturating_sub(owed))?;
                 }
             }
+            CallHook::CallingWasm => cx.data_mut().gate_core().wasm_entered = true,
             _ => {}
         }
         Ok(())
@@ -665,14 +670,22 @@ fn new_store<T: GatedState>(
     Ok(store)
 }
 
-/// What a finished store leaves for the report: remaining fuel, the trail, the SDK state.
-fn harvest<T: GatedState>(store: &mut Store<T>) -> (u64, AuditTrail, crate::capability::SdkState) {
+/// What a finished store leaves for the report: remaining fuel, the trail, the SDK state,
+/// and what the verdict needs to know of the run.
+fn harvest<T: GatedState>(
+    store: &mut Store<T>,
+) -> (u64, AuditTrail, crate::capability::SdkState, RunFacts) {
     let remaining = store.get_fuel().unwrap_or(0);
     let core = store.data_mut().gate_core();
+    let facts = RunFacts {
+        guest_ran: core.wasm_entered,
+        gate_trapped: core.gate_trapped,
+    };
     (
         remaining,
         std::mem::take(&mut core.trail),
         std::mem::take(&mut core.sdk),
+        facts,
     )
 }
 
