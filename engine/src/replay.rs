@@ -476,6 +476,14 @@ pub async fn replay(
             .map_err(|e| refuse(format!("the record names an invalid guest path: {e}")))?;
         let tree: Tree = serde_json::from_slice(&src.blob(&d.tree)?)
             .map_err(|e| refuse(format!("the record's input listing is malformed: {e}")))?;
+        // The caps of a fresh run's staging, on the listing, before any blob is read.
+        let sizes: Vec<(&str, u64)> = tree
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.contents.size))
+            .collect();
+        stage::check_listing(&tree.dirs, &sizes)
+            .map_err(|e| refuse(format!("the record's input listing is refused: {e}")))?;
         let mut files = Vec::new();
         for f in &tree.files {
             files.push((f.path.clone(), src.blob(&f.contents)?));

@@ -729,6 +729,7 @@ impl WasiSnapshotPreview1 for Gate {
         if let Err(e) = self.core.write_allowed(charge, len) {
             return self.refused("fd_write", args, e);
         }
+        self.core.charge(Work::Bytes(len));
         let r = self.wasi.fd_write(mem, fd, ciovs).await;
         if let Ok(n) = &r {
             self.core.wrote(charge, (*n).into());
@@ -756,6 +757,7 @@ impl WasiSnapshotPreview1 for Gate {
         if let Err(e) = self.core.write_allowed(charge, len) {
             return self.refused("fd_pwrite", args, e);
         }
+        self.core.charge(Work::Bytes(len));
         let r = self.wasi.fd_pwrite(mem, fd, ciovs, offset).await;
         if let Ok(n) = &r {
             self.core.wrote(charge, (*n).into());

@@ -529,6 +529,7 @@ impl random::Host for GateView<'_> {
     }
 
     fn get_random_u64(&mut self) -> wasmtime::Result<u64> {
+        self.core.charge(Work::RandomBytes(8));
         let r = random::Host::get_random_u64(self.ctx.random());
         self.done("random.get-random-u64", none(), r, |v| {
             Dig::new().u64(*v).finish()
@@ -572,6 +573,10 @@ impl insecure_seed::Host for GateView<'_> {
 impl environment::Host for GateView<'_> {
     fn get_environment(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
         let r = environment::Host::get_environment(&mut self.cli());
+        if let Ok(v) = &r {
+            let n: usize = v.iter().map(|(k, x)| k.len() + x.len() + 16).sum();
+            self.core.charge(Work::Bytes(n as u64));
+        }
         self.done("environment.get-environment", none(), r, |v| {
             let mut d = Dig::new();
             for (k, x) in v {
@@ -583,6 +588,10 @@ impl environment::Host for GateView<'_> {
 
     fn get_arguments(&mut self) -> wasmtime::Result<Vec<String>> {
         let r = environment::Host::get_arguments(&mut self.cli());
+        if let Ok(v) = &r {
+            let n: usize = v.iter().map(|a| a.len() + 8).sum();
+            self.core.charge(Work::Bytes(n as u64));
+        }
         self.done("environment.get-arguments", none(), r, |v| {
             let mut d = Dig::new();
             for a in v {

@@ -87,28 +87,28 @@ pub(crate) enum Work {
     RandomBytes(u64),
 }
 
-/// Fuel per unit of each kind of [`Work`].
-pub const FUEL_PER_16_BYTES: u64 = 1;
+/// Fuel per two bytes copied between guest memory and the host.
+pub const FUEL_PER_2_BYTES: u64 = 1;
 /// Fuel per iovec scanned.
 pub const FUEL_PER_IOVEC: u64 = 64;
 /// Fuel per directory entry read from the host.
-pub const FUEL_PER_LISTED: u64 = 512;
+pub const FUEL_PER_LISTED: u64 = 1024;
 /// Fuel per host `stat` made for a listing.
-pub const FUEL_PER_STAT: u64 = 2048;
+pub const FUEL_PER_STAT: u64 = 4096;
 /// Fuel per listing entry copied to the guest.
-pub const FUEL_PER_ENTRY: u64 = 64;
+pub const FUEL_PER_ENTRY: u64 = 128;
 /// Fuel per poll subscription.
 pub const FUEL_PER_SUBSCRIPTION: u64 = 512;
 /// Fuel per path component.
-pub const FUEL_PER_PATH_COMPONENT: u64 = 128;
+pub const FUEL_PER_PATH_COMPONENT: u64 = 256;
 /// Fuel per random byte.
-pub const FUEL_PER_RANDOM_BYTE: u64 = 16;
+pub const FUEL_PER_RANDOM_BYTE: u64 = 32;
 
 impl Work {
     /// What the work costs.
     pub(crate) fn fuel(self) -> u64 {
         match self {
-            Work::Bytes(n) => n.div_ceil(16).saturating_mul(FUEL_PER_16_BYTES),
+            Work::Bytes(n) => n.div_ceil(2).saturating_mul(FUEL_PER_2_BYTES),
             Work::Iovecs(n) => n.saturating_mul(FUEL_PER_IOVEC),
             Work::Listed(n) => n.saturating_mul(FUEL_PER_LISTED),
             Work::Stats(n) => n.saturating_mul(FUEL_PER_STAT),

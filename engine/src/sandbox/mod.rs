@@ -14,7 +14,10 @@ use crate::capability::p2::CompState;
 use crate::capability::stage::{self, StagedFile};
 use crate::capability::wasi::{self, Preopen, WasiSetup};
 use crate::capability::{RunState, audit::AuditTrail};
-use crate::engine::{Compiled, Engine, GuestModule, MAX_COMPONENT_INSTANCES};
+use crate::engine::{
+    Compiled, Engine, GuestModule, MAX_COMPONENT_INSTANCES, MAX_COMPONENT_MEMORIES,
+    MAX_COMPONENT_TABLES,
+};
 use crate::error::Error;
 use crate::policy::{self, GuestPath, Policy};
 use crate::report::{CallSummary, RunReport};
@@ -451,7 +454,12 @@ impl Sandbox {
                 let log = built.log.clone();
                 let state = RunState {
                     gate: built.gate,
-                    limiter: Limiter::new(limits.memory.0, limits.table_elements.0, 1, log.clone()),
+                    limiter: Limiter::new(
+                        limits.memory.0,
+                        limits.table_elements.0,
+                        (1, 1, 1),
+                        log.clone(),
+                    ),
                     fuel_budget,
                 };
                 let mut store = new_store(self.engine.wasmtime(), state, deadline, &log)?;
@@ -485,7 +493,11 @@ impl Sandbox {
                     limiter: Limiter::new(
                         limits.memory.0,
                         limits.table_elements.0,
-                        MAX_COMPONENT_INSTANCES,
+                        (
+                            MAX_COMPONENT_INSTANCES,
+                            MAX_COMPONENT_MEMORIES,
+                            MAX_COMPONENT_TABLES,
+                        ),
                         log.clone(),
                     ),
                     fuel_budget,
