@@ -1589,6 +1589,43 @@ mod tests {
         let _ = fs::remove_dir(&dir);
     }
 
+    /// Issue 11: in both mechanisms the program sees only its grants: the loader still
+    /// starts it, but `/etc/ld.so.cache`, an ungranted library and a missing path all read
+    /// as missing (the same error), and `/etc/passwd` too.
+    #[test]
+    fn issue_11_only_the_grants_exist_in_either_mechanism() {
+        let support = probe();
+        let mut mechanisms = Vec::new();
+        if support.landlock_abi.is_some() && support.user_namespaces {
+            mechanisms.push(Mechanism::Landlock);
+        }
+        if support.bwrap.is_some() {
+            mechanisms.push(Mechanism::Bubblewrap);
+        }
+        let dir = tempfile_dir();
+        for m in mechanisms {
+            for path in [
+                "/etc/ld.so.cache",
+                "/etc/passwd",
+                "/usr/lib/x86_64-linux-gnu/libcrypt.so.1",
+                "/does/not/exist",
+            ] {
+                let mut spec = JailSpec::new("/usr/bin/cat", &dir);
+                spec.mechanism = m;
+                spec.read_only.push("/usr/bin/cat".into());
+                spec.args = vec![path.into()];
+                let o = run_jailed(&spec).expect("the jail runs cat");
+                assert_eq!(o.status, ExitKind::Exited(1), "{m}: cat {path}: {o:?}");
+                let err = String::from_utf8_lossy(&o.stderr);
+                assert!(
+                    err.contains("No such file or directory"),
+                    "{m}: cat {path}: {err}"
+                );
+            }
+        }
+        let _ = fs::remove_dir(&dir);
+    }
+
     fn tempfile_dir() -> PathBuf {
         let d = std::env::temp_dir().join(format!("corral-jail-unit-{}", std::process::id()));
         let _ = fs::create_dir(&d);
