@@ -11,6 +11,8 @@
 //! - `cli::…`: the `corral` binary: JSON keys, exit statuses, `--help`.
 //! - `determinism::…`: reports identical while epoch ticks land every few microseconds.
 //! - `isolation::…`: runs on one engine share nothing (reused scratch dirs are empty).
+//! - `wall::…`: the wall clock holds when a guest reaches for a host object that would
+//!   block (a FIFO in a `:rw` dir): the run ends at its wall time plus the grace.
 //!
 //! Every fixture file must be claimed by an expectation; the harness fails otherwise.
 
@@ -23,6 +25,7 @@ mod policies;
 mod replay;
 mod seccomp;
 mod support;
+mod wall;
 
 use std::process::ExitCode;
 
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
     trials.extend(eval::trials());
     trials.extend(determinism::trials());
     trials.extend(isolation::trials());
+    trials.extend(wall::trials());
     let conclusion = libtest_mimic::run(&args, trials);
     print_record_sizes();
     conclusion.exit_code()

@@ -588,8 +588,15 @@ fn view_plan(spec: &JailSpec, mount_point: &Path) -> Result<View, JailError> {
             ));
         }
     }
-    let work = fs::canonicalize(&spec.work_dir).map_err(|_| err("cannot resolve", &spec.work_dir))?;
-    entries.push((work.clone(), Entry::Bind { dir: true, rw: true }));
+    let work =
+        fs::canonicalize(&spec.work_dir).map_err(|_| err("cannot resolve", &spec.work_dir))?;
+    entries.push((
+        work.clone(),
+        Entry::Bind {
+            dir: true,
+            rw: true,
+        },
+    ));
     for (dev, rw) in JAIL_DEVICES {
         if Path::new(dev).exists() {
             entries.push((PathBuf::from(dev), Entry::Bind { dir: false, rw }));
@@ -698,7 +705,16 @@ fn build_view(view: &View) -> io::Result<()> {
             check(n as libc::c_long)?;
         }
         // Nothing done here may propagate back to the host's mounts.
-        check(libc::mount(null, root, null, libc::MS_REC | libc::MS_PRIVATE, null.cast()).into())?;
+        check(
+            libc::mount(
+                null,
+                root,
+                null,
+                libc::MS_REC | libc::MS_PRIVATE,
+                null.cast(),
+            )
+            .into(),
+        )?;
         check(
             libc::mount(
                 c"tmpfs".as_ptr(),

@@ -330,7 +330,8 @@ fn executables_in(dir: &Path) -> Vec<PathBuf> {
                 stack.push((p, depth + 1));
             } else if m.is_file()
                 && m.permissions().mode() & 0o111 != 0
-                && p.parent().is_some_and(|d| d.ends_with("bin") || d.ends_with("gcc-ld"))
+                && p.parent()
+                    .is_some_and(|d| d.ends_with("bin") || d.ends_with("gcc-ld"))
             {
                 out.push(p);
             }

@@ -27,8 +27,12 @@ use crate::verdict::{self, LimitFlags, LimitKind, RunFacts, Verdict};
 pub const MAX_ARGS: usize = 4096;
 /// Most bytes of arguments (each plus a NUL) a guest may receive.
 pub const MAX_ARGS_BYTES: usize = 8 * 1024 * 1024;
-/// Extra wall time granted beyond `wall_time_ms` before the run's future is dropped.
-const WALL_GRACE: Duration = Duration::from_millis(500);
+/// Extra wall time granted beyond `wall_time_ms` before the run's future is dropped: a run
+/// ends as `limit = wall_time` within `wall_time_ms` plus this grace (0.5 s). The epoch check
+/// stops guest code at the deadline itself; the grace covers the one host call that may be
+/// in progress then, and no host call blocks without bound (the gate opens only regular
+/// files and directories, and bounds every loop by the work it is paid for).
+pub const WALL_GRACE: Duration = Duration::from_millis(500);
 /// Per-call cap on host allocations made on a guest's behalf (component calls).
 const HOSTCALL_FUEL: usize = 16 << 20;
 
