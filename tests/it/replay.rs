@@ -480,6 +480,26 @@ fn listing_caps() -> Result<(), Failed> {
             },
         ),
     ];
+    // 600 MiB in each of two input dirs: each within the cap, together over it.
+    let half: Vec<TreeFile> = (0..600)
+        .map(|i| TreeFile {
+            path: format!("f{i}"),
+            contents: one_mib.clone(),
+        })
+        .collect();
+    let mut rec = load(&path)?;
+    let tree = Tree {
+        dirs: vec![],
+        files: half,
+    };
+    let listing = blob(&s, &serde_json::to_vec(&tree).map_err(|e| e.to_string())?)?;
+    let mut second = rec.inputs.dirs[0].clone();
+    second.guest = "/data2".into();
+    rec.inputs.dirs[0].tree = listing.clone();
+    second.tree = listing;
+    rec.inputs.dirs.push(second);
+    let changed = reseal(&s, rec)?;
+    expect_refused(&s, &changed, "two inputs of 600 MiB")?;
     for (what, tree) in cases {
         let mut rec = load(&path)?;
         rec.inputs.dirs[0].tree = blob(&s, &serde_json::to_vec(&tree).map_err(|e| e.to_string())?)?;

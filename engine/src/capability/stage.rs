@@ -19,12 +19,30 @@ use cap_std::fs::Dir;
 
 use crate::error::Error;
 
-/// Most bytes one staged input may hold.
+/// Most bytes the staged inputs of one run may hold together.
 pub const MAX_STAGE_BYTES: u64 = 1 << 30;
-/// Most files and directories one staged input may hold.
+/// Most files and directories the staged inputs of one run may hold together.
 pub const MAX_STAGE_ENTRIES: u64 = 100_000;
 /// Deepest directory nesting staged.
 pub const MAX_STAGE_DEPTH: usize = 64;
+
+/// What the staged inputs of one run may still hold: every input staged (or rebuilt by
+/// replay) takes from it, so a run's inputs together stay within [`MAX_STAGE_BYTES`] and
+/// [`MAX_STAGE_ENTRIES`] however many directories it names.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StageBudget {
+    bytes: u64,
+    entries: u64,
+}
+
+impl Default for StageBudget {
+    fn default() -> Self {
+        StageBudget {
+            bytes: MAX_STAGE_BYTES,
+            entries: MAX_STAGE_ENTRIES,
+        }
+    }
+}
 
 /// One staged file: its path inside the input (`/`-separated), content hash and size.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,14 +77,19 @@ impl Staged {
 ///
 /// # Errors
 ///
-/// The host path is not a readable directory, or the tree exceeds [`MAX_STAGE_BYTES`],
-/// [`MAX_STAGE_ENTRIES`] or [`MAX_STAGE_DEPTH`].
+/// The host path is not a readable directory, or the tree exceeds what is left of the run's
+/// `budget` ([`MAX_STAGE_BYTES`], [`MAX_STAGE_ENTRIES`] for all inputs together) or
+/// [`MAX_STAGE_DEPTH`].
 ///
 /// # Ambient authority
 ///
 /// Opens `host` by path with the process's authority (the user named it on the command line).
 /// Everything below it is reached through the opened handle only.
-pub(crate) fn stage_dir(host: &Path, temp_root: &Path) -> Result<Staged, Error> {
+pub(crate) fn stage_dir(
+    host: &Path,
+    temp_root: &Path,
+    budget: &mut StageBudget,
+) -> Result<Staged, Error> {
     let shown = host.display();
     let src = Dir::open_ambient_dir(host, ambient_authority())
         .map_err(|e| Error::invalid_input(format!("cannot open input directory `{shown}`: {e}")))?;
@@ -85,11 +108,11 @@ pub(crate) fn stage_dir(host: &Path, temp_root: &Path) -> Result<Staged, Error> 
     let root = src
         .try_clone()
         .map_err(|e| Error::host(format!("cannot open input directory `{shown}`: {e}")))?;
-    let mut total = 0u64;
-    let mut entries = 0u64;
+    let mut total = MAX_STAGE_BYTES - budget.bytes;
+    let mut entries = MAX_STAGE_ENTRIES - budget.entries;
     let too_big = || {
         Error::invalid_input(format!(
-            "input directory `{shown}` holds more than {MAX_STAGE_BYTES} bytes"
+            "input directory `{shown}` holds more than {MAX_STAGE_BYTES} bytes (with the run's other inputs)"
         ))
     };
     // Iterative walk: (source dir, destination dir, relative path, depth, identities of the
@@ -121,7 +144,7 @@ pub(crate) fn stage_dir(host: &Path, temp_root: &Path) -> Result<Staged, Error> 
             entries += 1;
             if entries > MAX_STAGE_ENTRIES {
                 return Err(Error::invalid_input(format!(
-                    "input directory `{shown}` has more than {MAX_STAGE_ENTRIES} entries"
+                    "input directory `{shown}` has more than {MAX_STAGE_ENTRIES} entries (with the run's other inputs)"
                 )));
             }
             let meta = from.symlink_metadata(&name).map_err(|e| {
@@ -193,6 +216,8 @@ pub(crate) fn stage_dir(host: &Path, temp_root: &Path) -> Result<Staged, Error> 
         // Depth-first in name order: push in reverse so the smallest name is walked first.
         stack.extend(subdirs.into_iter().rev());
     }
+    budget.bytes = MAX_STAGE_BYTES.saturating_sub(total);
+    budget.entries = MAX_STAGE_ENTRIES.saturating_sub(entries);
     Ok(staged)
 }
 
@@ -292,29 +317,33 @@ fn copy_file(
 /// Checks a record's listing of an input directory against what staging a fresh run allows,
 /// before anything is written: every path a plain relative path, every parent listed as a
 /// directory, no path twice (nor both a file and a directory), at most [`MAX_STAGE_DEPTH`]
-/// levels of directories, [`MAX_STAGE_ENTRIES`] entries and [`MAX_STAGE_BYTES`] bytes
-/// (`files` gives each file's size).
+/// levels of directories, and what is left of the run's `budget` of entries and bytes
+/// (`files` gives each file's size), which it then takes.
 ///
 /// # Errors
 ///
 /// The first reason the listing cannot be staged, as a sentence.
-pub(crate) fn check_listing(dirs: &[String], files: &[(&str, u64)]) -> Result<(), String> {
+pub(crate) fn check_listing(
+    dirs: &[String],
+    files: &[(&str, u64)],
+    budget: &mut StageBudget,
+) -> Result<(), String> {
     use std::collections::BTreeSet;
     let entries = dirs.len() as u64 + files.len() as u64;
-    if entries > MAX_STAGE_ENTRIES {
+    if entries > budget.entries {
         return Err(format!(
-            "it lists {entries} entries, more than the {MAX_STAGE_ENTRIES} a staged input may hold"
+            "it lists {entries} entries, more than the {MAX_STAGE_ENTRIES} a run's staged inputs may hold together"
         ));
     }
     let bytes = files
         .iter()
         .try_fold(0u64, |t, (_, n)| t.checked_add(*n))
-        .filter(|t| *t <= MAX_STAGE_BYTES);
-    if bytes.is_none() {
+        .filter(|t| *t <= budget.bytes);
+    let Some(bytes) = bytes else {
         return Err(format!(
-            "its files hold more than the {MAX_STAGE_BYTES} bytes a staged input may hold"
+            "its files hold more than the {MAX_STAGE_BYTES} bytes a run's staged inputs may hold together"
         ));
-    }
+    };
     let plain = |p: &str| {
         !p.is_empty()
             && !p.contains('\\')
@@ -372,12 +401,14 @@ pub(crate) fn check_listing(dirs: &[String], files: &[(&str, u64)]) -> Result<()
             ));
         }
     }
+    budget.bytes -= bytes;
+    budget.entries -= entries;
     Ok(())
 }
 
 /// Rebuilds an input directory from `(relative path, bytes)` (replay). Paths come from a
-/// record and are untrusted: the listing must pass [`check_listing`] before anything is
-/// written.
+/// record and are untrusted: the listing must pass [`check_listing`] (on a budget of its own:
+/// the caller applies the run's) before anything is written.
 ///
 /// # Errors
 ///
@@ -392,7 +423,7 @@ pub(crate) fn rebuild_dir(
         .iter()
         .map(|(p, b)| (p.as_str(), b.len() as u64))
         .collect();
-    check_listing(dirs, &sizes)
+    check_listing(dirs, &sizes, &mut StageBudget::default())
         .map_err(|e| Error::invalid_input(format!("the record's input listing is refused: {e}")))?;
     let dir = tempfile::Builder::new()
         .prefix("corral-in-")

@@ -353,10 +353,12 @@ impl Sandbox {
             input: self.input.clone(),
             ..RunInputs::default()
         };
+        // All read-only inputs of the run together stay within the staging caps.
+        let mut budget = stage::StageBudget::default();
         for d in &self.dirs {
             match d.access {
                 Access::ReadOnly => {
-                    let staged = stage::stage_dir(&d.host, temp_root)?;
+                    let staged = stage::stage_dir(&d.host, temp_root, &mut budget)?;
                     let mut contents = Vec::with_capacity(staged.files.len());
                     for f in staged.files.iter().filter(|_| self.keep_inputs) {
                         contents.push(std::fs::read(staged.path().join(&f.path)).map_err(|e| {
