@@ -5,7 +5,7 @@
 //! every ratio divides by a baseline taken in the same process, interleaved with the
 //! measured runs where possible, because the machines this runs on are shared and noisy.
 //! Baselines are real: wasmtime 48 and wasmtime-wasi used directly with no gate, fuel or
-//! limits ([`raw`]); a native process per run (fork/exec); the same Rust kernels compiled
+//! limits ([`corral::sandbox::baseline`]); a native process per run (fork/exec); the same Rust kernels compiled
 //! natively by the same `rustc`; `python3` run the way the reference HumanEval harness runs
 //! it.
 //!

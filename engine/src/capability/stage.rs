@@ -119,8 +119,7 @@ pub(crate) fn stage_dir(
     // directories on the way down, for refusing a link to a directory that contains it).
     let src_id = dir_identity(&src)
         .map_err(|e| Error::invalid_input(format!("cannot read input `{shown}`: {e}")))?;
-    let mut stack: Vec<(Dir, Dir, String, usize, Vec<(u64, u64)>)> =
-        vec![(src, dst, String::new(), 0, vec![src_id])];
+    let mut stack: Vec<Walk> = vec![(src, dst, String::new(), 0, vec![src_id])];
     while let Some((from, to, rel, depth, ancestors)) = stack.pop() {
         let mut names: Vec<std::ffi::OsString> = Vec::new();
         for entry in from
@@ -220,6 +219,10 @@ pub(crate) fn stage_dir(
     budget.entries = MAX_STAGE_ENTRIES.saturating_sub(entries);
     Ok(staged)
 }
+
+/// One directory still to stage: source, destination, relative path, depth, and the
+/// identities of the directories on the way down to it.
+type Walk = (Dir, Dir, String, usize, Vec<(u64, u64)>);
 
 /// What one input entry is staged from.
 enum Source {
