@@ -2,10 +2,12 @@
 //!
 //! It delegates to wasmtime-wasi where that is safe and replaces it where it is not:
 //! quotas (`fs_bytes`, `fs_files`, `open_files`), virtual metadata (synthetic inodes, fixed
-//! timestamps, sorted `fd_readdir`), virtual clocks and a `poll_oneoff` that never really
-//! sleeps, seeded random, and an audit trail of every call. Only this module builds WASI
-//! contexts (`wasi.rs`); a call that must stop the run returns a typed [`GateStop`] payload,
-//! which the verdict module downcasts.
+//! timestamps, sorted directory listings), virtual clocks and a `poll_oneoff` that never
+//! really sleeps, seeded random, fuel for the host work each call causes, and an audit trail
+//! of every call. Every rule lives once, in the gate core ([`rules`]); the preview 1
+//! adapter (`p1.rs`) and the WASI 0.2 adapter (`p2.rs`) translate their world's types and
+//! call it. Only this module builds WASI contexts (`wasi.rs`); a call that must stop the run
+//! returns a typed [`GateStop`] payload, which the verdict module downcasts.
 
 pub(crate) mod audit;
 pub(crate) mod clock;
