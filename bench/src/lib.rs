@@ -26,7 +26,9 @@
 //! | `humaneval` | the 164 HumanEval canonical solutions vs `python3` per problem |
 //! | `memory` | resident memory per live sandbox, and for 1,000 at once |
 //! | `workers` | the second wall: a run through a warm worker process vs in-process, throughput through workers, `corral run --isolate` as a whole process, HumanEval through workers |
+//! | `amplification` | host time per fuel unit of hostile host-call patterns vs a plain wasm loop |
 
+mod amplification;
 mod guests;
 mod measure;
 
@@ -55,7 +57,7 @@ pub struct BenchOptions {
 }
 
 /// The groups, in the order they run.
-pub const GROUPS: [&str; 12] = [
+pub const GROUPS: [&str; 13] = [
     "per-run",
     "throughput",
     "python",
@@ -68,6 +70,7 @@ pub const GROUPS: [&str; 12] = [
     "humaneval",
     "memory",
     "workers",
+    "amplification",
 ];
 
 /// A measured quantity.
@@ -251,6 +254,7 @@ pub fn run(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Vec<Row> {
             "humaneval" => measure::humaneval(opts),
             "memory" => measure::memory(opts),
             "workers" => measure::workers(opts),
+            "amplification" => amplification::amplification(opts, progress),
             _ => Ok(Vec::new()),
         };
         match result {

@@ -24,7 +24,7 @@ pub const ASYNC_STACK: usize = MAX_WASM_STACK + (1 << 20);
 pub const WASMTIME_VERSION: &str = "48.0.8";
 /// Version of the gate's guest-visible behaviour (bumped whenever a virtualised value could
 /// change); part of the engine identity in run records.
-pub const GATE_VERSION: &str = "gate-2";
+pub const GATE_VERSION: &str = "gate-3";
 /// How often the epoch ticker runs (the wall-clock check and the async time slice).
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
@@ -141,12 +141,12 @@ fn wasmtime_config(pool: Option<u32>) -> Config {
         // tables each; a core module holds one of each.
         p.total_core_instances(n.saturating_mul(CORE_INSTANCES_PER_SLOT))
             .total_component_instances(n)
-            .total_memories(n.saturating_mul(2))
-            .total_tables(n.saturating_mul(4))
+            .total_memories(n.saturating_mul(MEMORIES_PER_SLOT))
+            .total_tables(n.saturating_mul(TABLES_PER_SLOT))
             .total_stacks(n)
             .max_core_instances_per_component(MAX_COMPONENT_INSTANCES as u32)
-            .max_memories_per_component(MAX_COMPONENT_INSTANCES as u32)
-            .max_tables_per_component(MAX_COMPONENT_INSTANCES as u32)
+            .max_memories_per_component(MAX_COMPONENT_MEMORIES as u32)
+            .max_tables_per_component(MAX_COMPONENT_TABLES as u32)
             .max_memory_size(4 << 30)
             .table_elements(1_000_000)
             .max_core_instance_size(16 << 20)
@@ -165,6 +165,7 @@ fn wasmtime_config(pool: Option<u32>) -> Config {
     }
     c.strategy(Strategy::Cranelift)
         .consume_fuel(true)
+        .operator_cost(operator_costs())
         .epoch_interruption(true)
         .cranelift_nan_canonicalization(true)
         .relaxed_simd_deterministic(true)
@@ -178,16 +179,34 @@ fn wasmtime_config(pool: Option<u32>) -> Config {
     c
 }
 
+/// wasmtime's default fuel costs, except `table.grow`: by default it is charged one unit per
+/// element *requested*, before the limiter refuses the growth, so a guest asking for ~4·10⁹
+/// elements burned its whole budget (`limit = fuel`) instead of getting -1. The work of a
+/// table growth is bounded anyway: at most the policy's `table_elements` ever succeed in a
+/// run, and a refused growth does nothing.
+fn operator_costs() -> wasmtime::OperatorCost {
+    let mut cost = wasmtime::OperatorCost::new();
+    cost.variable.table_grow_per_element = 0;
+    cost
+}
+
 /// Bytes of each pooled linear memory kept resident between runs.
 const KEEP_RESIDENT: usize = 32 << 20;
 
 /// Core instances per pool slot: a core module needs one, the Python runner 14.
 const CORE_INSTANCES_PER_SLOT: u32 = 16;
+/// Linear memories per pool slot.
+const MEMORIES_PER_SLOT: u32 = 2;
+/// Tables per pool slot.
+const TABLES_PER_SLOT: u32 = 4;
 
 /// Pool slots for a requested size: at least enough for one component with the most core
-/// instances a run may create ([`MAX_COMPONENT_INSTANCES`]).
+/// instances, memories and tables a run may create ([`MAX_COMPONENT_INSTANCES`],
+/// [`MAX_COMPONENT_MEMORIES`], [`MAX_COMPONENT_TABLES`]).
 fn pool_slots(n: u32) -> u32 {
     n.max(MAX_COMPONENT_INSTANCES as u32 / CORE_INSTANCES_PER_SLOT)
+        .max(MAX_COMPONENT_MEMORIES as u32 / MEMORIES_PER_SLOT)
+        .max(MAX_COMPONENT_TABLES as u32 / TABLES_PER_SLOT)
 }
 
 struct Inner {
@@ -219,8 +238,13 @@ pub(crate) enum Linked {
     Component(wasmtime_wasi::p2::bindings::CommandPre<CompState>),
 }
 
-/// Most core instances (and memories, tables) a component may create.
+/// Most core instances a component may create (admission refuses more; the limiter and the
+/// instance pool allow exactly this many).
 pub const MAX_COMPONENT_INSTANCES: usize = 64;
+/// Most linear memories a component may create (admission refuses more).
+pub const MAX_COMPONENT_MEMORIES: usize = 8;
+/// Most tables a component may create (admission refuses more).
+pub const MAX_COMPONENT_TABLES: usize = 16;
 
 /// The shared engine: create once per process, admit modules once, run them many times.
 /// Cheap to clone (an `Arc`).
@@ -455,10 +479,12 @@ impl Engine {
     ) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let slots = self.inner.slots.clone()?;
         let total = pool_slots(self.inner.config.pool.unwrap_or(1));
-        let need = module
-            .info()
+        let info = module.info();
+        let need = info
             .core_instances
             .div_ceil(u64::from(CORE_INSTANCES_PER_SLOT))
+            .max(info.memories.div_ceil(u64::from(MEMORIES_PER_SLOT)))
+            .max(info.tables.div_ceil(u64::from(TABLES_PER_SLOT)))
             .clamp(1, u64::from(total));
         // The semaphore is never closed.
         slots.acquire_many_owned(need as u32).await.ok()

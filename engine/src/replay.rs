@@ -563,15 +563,29 @@ pub async fn replay(
         Some(b) => src.blob(b)?,
         None => Vec::new(),
     };
-    // Input directories are rebuilt from blobs into fresh private directories, then granted
-    // read-only like any input (the sandbox stages its own copy of each).
-    let mut rebuilt = Vec::new();
-    let mut dirs = Vec::new();
+    // The caps of a fresh run's staging (all inputs together), on every listing, before any
+    // of their blobs is read or anything is written.
+    let mut budget = stage::StageBudget::default();
+    let mut trees = Vec::new();
     for d in &record.inputs.dirs {
         let guest = crate::policy::GuestPath::new(&d.guest)
             .map_err(|e| refuse(format!("the record names an invalid guest path: {e}")))?;
         let tree: Tree = serde_json::from_slice(&src.blob(&d.tree)?)
             .map_err(|e| refuse(format!("the record's input listing is malformed: {e}")))?;
+        let sizes: Vec<(&str, u64)> = tree
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.contents.size))
+            .collect();
+        stage::check_listing(&tree.dirs, &sizes, &mut budget)
+            .map_err(|e| refuse(format!("the record's input listing is refused: {e}")))?;
+        trees.push((guest, tree));
+    }
+    // Input directories are rebuilt from blobs into fresh private directories, then granted
+    // read-only like any input (the sandbox stages its own copy of each).
+    let mut rebuilt = Vec::new();
+    let mut dirs = Vec::new();
+    for (guest, tree) in trees {
         let mut files = Vec::new();
         for f in &tree.files {
             files.push((f.path.clone(), src.blob(&f.contents)?));

@@ -72,6 +72,13 @@ pub struct Expect {
     /// Empty directories created in the host root.
     #[serde(default)]
     empty_dirs: Vec<String>,
+    /// FIFOs (named pipes) created in the host root: nothing ever writes to them, so a host
+    /// that opens or reads one blocks.
+    #[serde(default)]
+    fifos: Vec<String>,
+    /// Unix-domain sockets bound in the host root (no one accepts on them).
+    #[serde(default)]
+    sockets: Vec<String>,
 
     verdict: String,
     #[serde(default)]
@@ -395,6 +402,27 @@ impl HostRoot {
                         .map_err(|e| e.to_string())?;
                 }
             }
+        }
+        for rel in &e.fifos {
+            let p = root.join(rel);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+                .map_err(|e| e.to_string())?;
+            // SAFETY: `c` is a valid NUL-terminated path.
+            #[expect(unsafe_code, reason = "mkfifo has no safe std wrapper")]
+            if unsafe { libc::mkfifo(c.as_ptr(), 0o644) } != 0 {
+                return Err(format!("mkfifo: {}", std::io::Error::last_os_error()).into());
+            }
+        }
+        for rel in &e.sockets {
+            let p = root.join(rel);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            // The socket file stays when the listener is dropped.
+            drop(std::os::unix::net::UnixListener::bind(&p).map_err(|e| e.to_string())?);
         }
         for (rel, target) in &e.symlinks {
             let p = root.join(rel);

@@ -14,6 +14,8 @@
 //! - `workers::…`: the second wall: worker lock-down probes, crashes, deadlines, load.
 //! - `architecture::…`: the library's modules are acyclic, the choke points hold, and the
 //!   command's files do not import each other.
+//! - `wall::…`: the wall clock holds when a guest reaches for a host object that would
+//!   block (a FIFO in a `:rw` dir): the run ends at its wall time plus the grace.
 //!
 //! Every fixture file must be claimed by an expectation; the harness fails otherwise.
 
@@ -27,6 +29,7 @@ mod policies;
 mod replay;
 mod seccomp;
 mod support;
+mod wall;
 mod workers;
 
 use std::process::ExitCode;
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
     trials.extend(isolation::trials());
     trials.extend(architecture::trials());
     trials.extend(workers::trials());
+    trials.extend(wall::trials());
     let conclusion = libtest_mimic::run(&args, trials);
     print_record_sizes();
     conclusion.exit_code()

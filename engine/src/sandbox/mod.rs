@@ -13,19 +13,26 @@ use crate::capability::p2::CompState;
 use crate::capability::stage;
 use crate::capability::wasi::{self, Preopen, WasiSetup};
 use crate::capability::{RunState, audit::AuditTrail};
-use crate::engine::{Engine, GuestModule, Linked, MAX_COMPONENT_INSTANCES};
+use crate::engine::{
+    Engine, GuestModule, Linked, MAX_COMPONENT_INSTANCES, MAX_COMPONENT_MEMORIES,
+    MAX_COMPONENT_TABLES,
+};
 use crate::error::Error;
 pub use crate::inputs::{Access, DirGrant, Invocation, RunInputs, StagedInput};
 use crate::policy::{self, GuestPath, Policy};
 use crate::report::{CallSummary, RunReport};
-use crate::verdict::{self, LimitFlags, LimitKind};
+use crate::verdict::{self, LimitFlags, LimitKind, RunFacts};
 
 /// Most arguments a guest may receive (including `argv[0]`).
 pub const MAX_ARGS: usize = 4096;
 /// Most bytes of arguments (each plus a NUL) a guest may receive.
 pub const MAX_ARGS_BYTES: usize = 8 * 1024 * 1024;
-/// Extra wall time granted beyond `wall_time_ms` before the run's future is dropped.
-const WALL_GRACE: Duration = Duration::from_millis(500);
+/// Extra wall time granted beyond `wall_time_ms` before the run's future is dropped: a run
+/// ends as `limit = wall_time` within `wall_time_ms` plus this grace (0.5 s). The epoch check
+/// stops guest code at the deadline itself; the grace covers the one host call that may be
+/// in progress then, and no host call blocks without bound (the gate opens only regular
+/// files and directories, and bounds every loop by the work it is paid for).
+pub const WALL_GRACE: Duration = Duration::from_millis(500);
 /// Per-call cap on host allocations made on a guest's behalf (component calls).
 const HOSTCALL_FUEL: usize = 16 << 20;
 
@@ -224,10 +231,12 @@ impl Sandbox {
             input: self.input.clone(),
             ..RunInputs::default()
         };
+        // All read-only inputs of the run together stay within the staging caps.
+        let mut budget = stage::StageBudget::default();
         for d in &self.dirs {
             match d.access {
                 Access::ReadOnly => {
-                    let staged = stage::stage_dir(&d.host, temp_root)?;
+                    let staged = stage::stage_dir(&d.host, temp_root, &mut budget)?;
                     let mut contents = Vec::with_capacity(staged.files.len());
                     for f in staged.files.iter().filter(|_| self.keep_inputs) {
                         contents.push(std::fs::read(staged.path().join(&f.path)).map_err(|e| {
@@ -304,13 +313,18 @@ impl Sandbox {
         let deadline = started + self.policy.limits.wall_time;
         let budget = self.policy.limits.wall_time + WALL_GRACE;
         self.engine.ensure_ticker();
-        let (result, remaining, trail, sdk, captures, log) = match self.module.linked() {
+        let (result, remaining, trail, sdk, captures, log, facts) = match self.module.linked() {
             Linked::Core(pre) => {
                 let built = wasi::build_p1(setup)?;
                 let log = built.log.clone();
                 let state = RunState {
                     gate: built.gate,
-                    limiter: Limiter::new(limits.memory.0, limits.table_elements.0, 1, log.clone()),
+                    limiter: Limiter::new(
+                        limits.memory.0,
+                        limits.table_elements.0,
+                        (1, 1, 1),
+                        log.clone(),
+                    ),
                     fuel_budget,
                 };
                 let mut store = new_store(self.engine.wasmtime(), state, deadline, &log)?;
@@ -321,7 +335,7 @@ impl Sandbox {
                     start.call_async(&mut store, ()).await
                 };
                 let result = drive(run, budget, &log).await;
-                let (remaining, trail, sdk) = harvest(&mut store);
+                let (remaining, trail, sdk, facts) = harvest(&mut store);
                 (
                     result,
                     remaining,
@@ -329,19 +343,26 @@ impl Sandbox {
                     sdk,
                     (built.stdout, built.stderr),
                     log,
+                    facts,
                 )
             }
             Linked::Component(pre) => {
                 let built = wasi::build_p2(setup)?;
                 let log = built.log.clone();
+                let mut table = wasmtime::component::ResourceTable::new();
+                table.set_max_capacity(crate::capability::rules::MAX_HANDLES);
                 let state = CompState {
                     ctx: built.ctx,
-                    table: wasmtime::component::ResourceTable::new(),
+                    table,
                     core: built.core,
                     limiter: Limiter::new(
                         limits.memory.0,
                         limits.table_elements.0,
-                        MAX_COMPONENT_INSTANCES,
+                        (
+                            MAX_COMPONENT_INSTANCES,
+                            MAX_COMPONENT_MEMORIES,
+                            MAX_COMPONENT_TABLES,
+                        ),
                         log.clone(),
                     ),
                     fuel_budget,
@@ -356,7 +377,7 @@ impl Sandbox {
                     }
                 };
                 let result = drive(run, budget, &log).await;
-                let (remaining, trail, sdk) = harvest(&mut store);
+                let (remaining, trail, sdk, facts) = harvest(&mut store);
                 (
                     result,
                     remaining,
@@ -364,6 +385,7 @@ impl Sandbox {
                     sdk,
                     (built.stdout, built.stderr),
                     log,
+                    facts,
                 )
             }
         };
@@ -371,7 +393,7 @@ impl Sandbox {
         if let Some(first) = log.first() {
             flags.hit(first);
         }
-        let verdict = verdict::classify(&result, &flags);
+        let verdict = verdict::classify(&result, &flags, facts);
         let (stdout, stdout_truncated) = captures.0.take();
         let (stderr, stderr_truncated) = captures.1.take();
         let report = RunReport {
@@ -518,6 +540,7 @@ fn new_store<T: GatedState>(
                     cx.set_fuel(remaining.saturating_sub(owed))?;
                 }
             }
+            CallHook::CallingWasm => cx.data_mut().gate_core().wasm_entered = true,
             _ => {}
         }
         Ok(())
@@ -525,14 +548,22 @@ fn new_store<T: GatedState>(
     Ok(store)
 }
 
-/// What a finished store leaves for the report: remaining fuel, the trail, the SDK state.
-fn harvest<T: GatedState>(store: &mut Store<T>) -> (u64, AuditTrail, crate::capability::SdkState) {
+/// What a finished store leaves for the report: remaining fuel, the trail, the SDK state,
+/// and what the verdict needs to know of the run.
+fn harvest<T: GatedState>(
+    store: &mut Store<T>,
+) -> (u64, AuditTrail, crate::capability::SdkState, RunFacts) {
     let remaining = store.get_fuel().unwrap_or(0);
     let core = store.data_mut().gate_core();
+    let facts = RunFacts {
+        guest_ran: core.wasm_entered,
+        gate_trapped: core.gate_trapped,
+    };
     (
         remaining,
         std::mem::take(&mut core.trail),
         std::mem::take(&mut core.sdk),
+        facts,
     )
 }
 
