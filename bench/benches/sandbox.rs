@@ -9,9 +9,10 @@
 
 use std::hint::black_box;
 
-use corral::compile::Language;
+use corral::compile::{Language, Source};
+use corral::job::{self, Invocation, Program, Recording};
 use corral::policy::Fuel;
-use corral::request::RunRequest;
+use corral::record::RecordStore;
 use corral::sandbox::baseline::{Alloc, RawP1};
 use corral::{Engine, EngineConfig, Policy, Verdict};
 use corral_bench::{NOOP_WAT, writes_wat};
@@ -56,17 +57,24 @@ fn rt() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// One complete run that must end `ok`.
-fn run_ok(
-    rt: &tokio::runtime::Runtime,
-    engine: &Engine,
-    module: &corral::GuestModule,
-    policy: &Policy,
-) {
-    let r = rt
-        .block_on(engine.sandbox(module, policy).build().expect("build").run())
+/// A benchmark guest's wasm, admitted, as a program.
+fn program(engine: &Engine, wasm: &[u8], policy: &Policy) -> Program {
+    let module = engine.admit(wasm, policy).expect("admit");
+    Program::from_module(module, Language::Wasm, "main")
+}
+
+/// One complete run through the job stage that must end `ok`.
+fn run_ok(rt: &tokio::runtime::Runtime, engine: &Engine, program: &Program, policy: &Policy) {
+    let o = rt
+        .block_on(job::run(
+            engine,
+            program,
+            policy,
+            &Invocation::default(),
+            Recording::Off,
+        ))
         .expect("run");
-    assert_eq!(r.verdict, Verdict::Ok);
+    assert_eq!(o.report.verdict, Verdict::Ok);
 }
 
 fn permissive() -> Policy {
@@ -79,7 +87,7 @@ fn run_noop(c: &mut Criterion) {
     let wasm = wat::parse_str(NOOP_WAT).expect("wat");
     let engine = engine(Some(64));
     let strict = Policy::strict();
-    let module = engine.admit(&wasm, &strict).expect("admit");
+    let module = program(&engine, &wasm, &strict);
     let rt = rt();
     let raw = RawP1::new(&wasm, Alloc::Pooling).expect("raw");
     let mut g = c.benchmark_group("run_noop");
@@ -97,7 +105,7 @@ fn host_calls(c: &mut Criterion) {
     let wasm = wat::parse_str(writes_wat(CALLS)).expect("wat");
     let engine = engine(Some(4));
     let policy = permissive();
-    let module = engine.admit(&wasm, &policy).expect("admit");
+    let module = program(&engine, &wasm, &policy);
     let rt = rt();
     let raw = RawP1::new(&wasm, Alloc::Pooling).expect("raw");
     let mut g = c.benchmark_group("policy_check_10k_fd_write");
@@ -120,23 +128,28 @@ fn record_overhead(c: &mut Criterion) {
     let engine = engine(Some(4));
     let rt = rt();
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = corral::record::Store::new(dir.path().join("records"));
-    let mut req = RunRequest::new(wasm, "writes.wasm", Language::Wasm, permissive());
-    req.keep_inputs = true;
+    let store = RecordStore::new(dir.path().join("records"));
+    let source = Source::new(wasm, "writes.wasm", Language::Wasm);
+    let policy = permissive();
+    let none = Invocation::default();
+    let run = |recording| {
+        rt.block_on(job::run_source(&engine, &source, &policy, &none, recording))
+            .expect("run")
+    };
     let mut g = c.benchmark_group("record_overhead");
     g.sample_size(20);
     g.bench_function("no_record", |b| {
-        b.iter(|| black_box(rt.block_on(engine.run_request(&req)).expect("run")));
+        b.iter(|| black_box(run(Recording::Off)));
     });
     g.bench_function("record", |b| {
         b.iter(|| {
-            let mut o = rt.block_on(engine.run_request(&req)).expect("run");
-            black_box(engine.record(&req, &mut o, &store).expect("record"))
+            let mut o = run(Recording::On);
+            black_box(o.write_record(&engine, &store).expect("record"))
         });
     });
-    let mut o = rt.block_on(engine.run_request(&req)).expect("run");
-    let path = engine
-        .record(&req, &mut o, &store)
+    let mut o = run(Recording::On);
+    let path = o
+        .write_record(&engine, &store)
         .expect("record")
         .expect("a record");
     let opts = corral::replay::ReplayOptions {
@@ -158,7 +171,7 @@ fn fuel_overhead(c: &mut Criterion) {
     let wasm = wat::parse_str(SIEVE_WAT).expect("wat");
     let engine = engine(Some(4));
     let policy = permissive();
-    let module = engine.admit(&wasm, &policy).expect("admit");
+    let module = program(&engine, &wasm, &policy);
     let rt = rt();
     let raw = RawP1::new(&wasm, Alloc::Pooling).expect("raw");
     let mut g = c.benchmark_group("fuel_overhead_sieve_1m");

@@ -5,9 +5,10 @@
 //! every ratio divides by a baseline taken in the same process, interleaved with the
 //! measured runs where possible, because the machines this runs on are shared and noisy.
 //! Baselines are real: wasmtime 48 and wasmtime-wasi used directly with no gate, fuel or
-//! limits ([`raw`]); a native process per run (fork/exec); the same Rust kernels compiled
-//! natively by the same `rustc`; `python3` run the way the reference HumanEval harness runs
-//! it.
+//! limits (`corral::sandbox::baseline`, behind the library's `bench-baseline` feature); a
+//! native process per run (fork/exec); the same Rust kernels compiled natively by the same
+//! `rustc`; `python3` run the way the reference HumanEval harness runs it. Everything corral
+//! runs goes through its job stage (`corral::job`), as in real use.
 //!
 //! The groups (selectable with `--only`):
 //!
@@ -25,7 +26,10 @@
 //! | `eval` | a 1,000-case suite vs a native process per case |
 //! | `humaneval` | the 164 HumanEval canonical solutions vs `python3` per problem |
 //! | `memory` | resident memory per live sandbox, and for 1,000 at once |
+//! | `workers` | the second wall: a run through a warm worker process vs in-process, throughput through workers, `corral run --isolate` as a whole process, HumanEval through workers |
+//! | `amplification` | host time per fuel unit of hostile host-call patterns vs a plain wasm loop |
 
+mod amplification;
 mod guests;
 mod measure;
 mod sci;
@@ -55,7 +59,7 @@ pub struct BenchOptions {
 }
 
 /// The groups, in the order they run.
-pub const GROUPS: [&str; 12] = [
+pub const GROUPS: [&str; 14] = [
     "per-run",
     "throughput",
     "python",
@@ -68,6 +72,8 @@ pub const GROUPS: [&str; 12] = [
     "eval",
     "humaneval",
     "memory",
+    "workers",
+    "amplification",
 ];
 
 /// A measured quantity.
@@ -251,6 +257,8 @@ pub fn run(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Vec<Row> {
             "eval" => measure::eval(opts),
             "humaneval" => measure::humaneval(opts),
             "memory" => measure::memory(opts),
+            "workers" => measure::workers(opts),
+            "amplification" => amplification::amplification(opts, progress),
             _ => Ok(Vec::new()),
         };
         match result {

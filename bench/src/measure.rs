@@ -10,13 +10,13 @@ use super::guests::{
     HELLO, HELLO_PY, KERNELS, KERNELS_RS, NOOP_WAT, SPIN_PY, SPIN_WAT, writes_wat,
 };
 use super::{BenchOptions, Row, Stats, Value};
-use corral::Error;
-use corral::compile::Language;
+use corral::compile::{Language, Source};
 use corral::eval::{self, humaneval};
+use corral::job::{self, Invocation, Program, Recording};
 use corral::policy::{Fuel, Policy};
-use corral::request::RunRequest;
+use corral::record::RecordStore;
 use corral::sandbox::baseline::{Alloc, RawP1, RawP2};
-use corral::{Engine, EngineConfig, GuestModule, Verdict};
+use corral::{Engine, EngineConfig, Error, GuestModule, RunReport, Verdict};
 
 type Rows = Result<Vec<Row>, Error>;
 
@@ -73,7 +73,7 @@ pub(super) fn temp_dir(opts: &BenchOptions) -> Result<tempfile::TempDir, Error> 
         .map_err(|e| Error::host(format!("cannot create a temporary directory: {e}")))
 }
 
-fn expect_ok(report: &corral::RunReport, what: &str) -> Result<(), Error> {
+fn expect_ok(report: &RunReport, what: &str) -> Result<(), Error> {
     if report.verdict == Verdict::Ok {
         Ok(())
     } else {
@@ -84,45 +84,55 @@ fn expect_ok(report: &corral::RunReport, what: &str) -> Result<(), Error> {
     }
 }
 
-/// Prepares (compiles, admits) a program from source.
+/// Prepares (compiles, admits) a program from source, through the job stage.
 pub(super) fn prepare(
     engine: &Engine,
     name: &str,
     source: &str,
     policy: &Policy,
-) -> Result<eval::Prepared, Error> {
+) -> Result<Program, Error> {
     let language = Language::from_path(Path::new(name))
         .ok_or_else(|| Error::host(format!("no language for {name}")))?;
-    let req = RunRequest::new(source.as_bytes().to_vec(), name, language, policy.clone());
-    let prepared = eval::Prepared::new(engine, &req)?;
-    if let Some(early) = &prepared.early {
+    let source = Source::new(source.as_bytes().to_vec(), name, language);
+    let program = Program::prepare(engine, &source, policy)?;
+    if let Some(failure) = program.failure() {
         return Err(Error::host(format!(
             "cannot prepare {name}: {}",
-            early.message
+            failure.message
         )));
     }
-    Ok(prepared)
+    Ok(program)
 }
 
-/// A sandbox for a prepared program (runners get the program text as their argument).
-pub(super) fn sandbox<'a>(
-    engine: &'a Engine,
-    module: &'a GuestModule,
-    prepared: &eval::Prepared,
-    policy: &'a Policy,
-) -> corral::SandboxBuilder<'a> {
-    let b = engine.sandbox(module, policy);
-    match &prepared.program {
-        Some(src) => b.argv0(prepared.name.clone()).args([src.clone()]),
-        None => b,
+/// A benchmark guest's wasm as a program.
+fn program_of(engine: &Engine, wasm: &[u8], policy: &Policy) -> Result<Program, Error> {
+    Ok(Program::from_module(
+        admit(engine, wasm, policy)?,
+        Language::Wasm,
+        "main",
+    ))
+}
+
+/// One run through the job stage (no record).
+pub(super) async fn run_job(
+    engine: &Engine,
+    program: &Program,
+    policy: &Policy,
+    invocation: &Invocation,
+) -> Result<RunReport, Error> {
+    Ok(
+        job::run(engine, program, policy, invocation, Recording::Off)
+            .await?
+            .report,
+    )
+}
+
+/// An invocation with only a seed.
+pub(super) fn seeded(seed: u64) -> Invocation {
+    Invocation {
+        seed,
+        ..Invocation::default()
     }
-}
-
-pub(super) fn module_of(prepared: &eval::Prepared) -> Result<&GuestModule, Error> {
-    prepared
-        .module
-        .as_ref()
-        .ok_or_else(|| Error::host("the program did not compile"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -132,14 +142,14 @@ pub(super) fn per_run(opts: &BenchOptions) -> Rows {
     let wasm = wat(NOOP_WAT)?;
     let engine = engine(opts, Some(64))?;
     let strict = Policy::strict();
-    let module = admit(&engine, &wasm, &strict)?;
+    let program = program_of(&engine, &wasm, &strict)?;
     let rt = current_thread()?;
     let raw_pool = RawP1::new(&wasm, Alloc::Pooling)?;
     let raw_default = RawP1::new(&wasm, Alloc::OnDemand)?;
 
     let corral_run = |i: u64| -> Result<Duration, Error> {
         let t = Instant::now();
-        let report = rt.block_on(engine.sandbox(&module, &strict).seed(i).build()?.run())?;
+        let report = rt.block_on(run_job(&engine, &program, &strict, &seeded(i)))?;
         let d = t.elapsed();
         if report.verdict != Verdict::Ok || report.stdout != b"ok\n" {
             return Err(Error::host(format!(
@@ -180,17 +190,11 @@ pub(super) fn per_run(opts: &BenchOptions) -> Rows {
 
     // The same with the `standard` policy: a private scratch directory per run.
     let standard = policy("standard")?;
-    let std_module = admit(&engine, &wasm, &standard)?;
+    let std_program = program_of(&engine, &wasm, &standard)?;
     let mut s = Vec::new();
     for i in 0..count(opts, 5000, 1000) {
         let t = Instant::now();
-        let r = rt.block_on(
-            engine
-                .sandbox(&std_module, &standard)
-                .seed(i as u64)
-                .build()?
-                .run(),
-        )?;
+        let r = rt.block_on(run_job(&engine, &std_program, &standard, &seeded(i as u64)))?;
         s.push(t.elapsed());
         expect_ok(&r, "the trivial module")?;
     }
@@ -217,7 +221,7 @@ pub(super) fn throughput(opts: &BenchOptions) -> Rows {
     let wasm = wat(NOOP_WAT)?;
     let engine = engine(opts, Some(u32::try_from(threads * 4).unwrap_or(64)))?;
     let strict = Arc::new(Policy::strict());
-    let module = admit(&engine, &wasm, &strict)?;
+    let program = program_of(&engine, &wasm, &strict)?;
     let span = Duration::from_millis(count(opts, 3000, 1000) as u64);
 
     let rt = multi_thread(threads)?;
@@ -225,16 +229,17 @@ pub(super) fn throughput(opts: &BenchOptions) -> Rows {
     let total: usize = rt.block_on(async {
         let mut tasks = Vec::new();
         for t in 0..threads {
-            let (engine, module, strict) = (engine.clone(), module.clone(), strict.clone());
+            let (engine, program, strict) = (engine.clone(), program.clone(), strict.clone());
             tasks.push(tokio::spawn(async move {
                 let mut n = 0usize;
                 while started.elapsed() < span {
-                    let r = engine
-                        .sandbox(&module, &strict)
-                        .seed((t * 1_000_000 + n) as u64)
-                        .build()?
-                        .run()
-                        .await?;
+                    let r = run_job(
+                        &engine,
+                        &program,
+                        &strict,
+                        &seeded((t * 1_000_000 + n) as u64),
+                    )
+                    .await?;
                     if r.verdict != Verdict::Ok {
                         return Err(Error::host(r.message));
                     }
@@ -302,17 +307,11 @@ pub(super) fn throughput(opts: &BenchOptions) -> Rows {
 pub(super) fn python(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Rows {
     let engine = engine(opts, Some(16))?;
     let strict = Policy::strict();
-    let prepared = prepare(&engine, "hello.py", HELLO_PY, &strict)?;
-    let module = module_of(&prepared)?;
+    let program = prepare(&engine, "hello.py", HELLO_PY, &strict)?;
     let rt = current_thread()?;
     let run = |i: u64| -> Result<Duration, Error> {
         let t = Instant::now();
-        let r = rt.block_on(
-            sandbox(&engine, module, &prepared, &strict)
-                .seed(i)
-                .build()?
-                .run(),
-        )?;
+        let r = rt.block_on(run_job(&engine, &program, &strict, &seeded(i)))?;
         let d = t.elapsed();
         if r.verdict != Verdict::Ok || r.stdout != b"hello\n" {
             return Err(Error::host(format!("Python hello failed: {}", r.message)));
@@ -325,7 +324,7 @@ pub(super) fn python(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> R
     )?;
     progress("bench: loading the Python runner on raw wasmtime (compiled once, then cached)");
     let raw = RawP2::new(&runner.wasm, runner.hash, &opts.cache_dir)?;
-    let program = prepared.program.clone().unwrap_or_default();
+    let program = HELLO_PY.to_string();
     let raw_run = || -> Result<Duration, Error> {
         let t = Instant::now();
         let (ok, out) = raw.run(&["hello.py", &program])?;
@@ -493,8 +492,10 @@ pub(super) fn compute(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> 
     let mut limits = policy("permissive")?;
     limits.limits.fuel = Fuel(1 << 50);
     let limits = limits.with_name("bench-compute");
-    let prepared = prepare(&engine, "kernels.rs", KERNELS_RS, &limits)?;
-    let module = module_of(&prepared)?;
+    let program = prepare(&engine, "kernels.rs", KERNELS_RS, &limits)?;
+    let module = program
+        .module()
+        .ok_or_else(|| Error::host("the kernels did not compile"))?;
     let raw = RawP1::new(&module.bytes()?, Alloc::OnDemand)?;
     let rt = current_thread()?;
 
@@ -520,13 +521,11 @@ pub(super) fn compute(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> 
         };
         let run_corral = || -> Result<(u64, Duration, u64), Error> {
             let t = Instant::now();
-            let r = rt.block_on(
-                engine
-                    .sandbox(module, &limits)
-                    .args([name, size.as_str()])
-                    .build()?
-                    .run(),
-            )?;
+            let invocation = Invocation {
+                args: vec![name.to_string(), size.clone()],
+                ..Invocation::default()
+            };
+            let r = rt.block_on(run_job(&engine, &program, &limits, &invocation))?;
             let d = t.elapsed();
             expect_ok(&r, name)?;
             Ok((kernel_output(&r.stdout)?.0, d, r.fuel_consumed))
@@ -573,7 +572,7 @@ pub(super) fn gate(opts: &BenchOptions) -> Rows {
     let wasm = wat(&writes_wat(calls))?;
     let engine = engine(opts, Some(4))?;
     let permissive = policy("permissive")?;
-    let module = admit(&engine, &wasm, &permissive)?;
+    let program = program_of(&engine, &wasm, &permissive)?;
     let raw = RawP1::new(&wasm, Alloc::Pooling)?;
     let raw_async = RawP1::new_async(&wasm, Alloc::Pooling)?;
     let rt = current_thread()?;
@@ -589,7 +588,12 @@ pub(super) fn gate(opts: &BenchOptions) -> Rows {
     };
     let corral_run = || -> Result<Duration, Error> {
         let t = Instant::now();
-        let r = rt.block_on(engine.sandbox(&module, &permissive).build()?.run())?;
+        let r = rt.block_on(run_job(
+            &engine,
+            &program,
+            &permissive,
+            &Invocation::default(),
+        ))?;
         let d = t.elapsed();
         expect_ok(&r, "the fd_write guest")?;
         if r.calls.total < u64::from(calls) {
@@ -656,23 +660,35 @@ pub(super) fn record(opts: &BenchOptions) -> Rows {
     let engine = engine(opts, Some(4))?;
     let permissive = policy("permissive")?;
     let dir = temp_dir(opts)?;
-    let store = corral::record::Store::new(dir.path().join("records"));
+    let store = RecordStore::new(dir.path().join("records"));
     let rt = current_thread()?;
-    let mut req = RunRequest::new(wasm, "writes.wasm", Language::Wasm, permissive.clone());
-    req.keep_inputs = true;
+    let source = Source::new(wasm, "writes.wasm", Language::Wasm);
+    let none = Invocation::default();
 
     let off = || -> Result<Duration, Error> {
         let t = Instant::now();
-        let o = rt.block_on(engine.run_request(&req))?;
+        let o = rt.block_on(job::run_source(
+            &engine,
+            &source,
+            &permissive,
+            &none,
+            Recording::Off,
+        ))?;
         let d = t.elapsed();
         expect_ok(&o.report, "the fd_write guest")?;
         Ok(d)
     };
     let on = || -> Result<(Duration, PathBuf), Error> {
         let t = Instant::now();
-        let mut o = rt.block_on(engine.run_request(&req))?;
-        let path = engine
-            .record(&req, &mut o, &store)?
+        let mut o = rt.block_on(job::run_source(
+            &engine,
+            &source,
+            &permissive,
+            &none,
+            Recording::On,
+        ))?;
+        let path = o
+            .write_record(&engine, &store)?
             .ok_or_else(|| Error::host("no record was written"))?;
         let d = t.elapsed();
         expect_ok(&o.report, "the fd_write guest")?;
@@ -711,10 +727,16 @@ pub(super) fn record(opts: &BenchOptions) -> Rows {
 
     // The record of a trivial run.
     let noop = wat(NOOP_WAT)?;
-    let req = RunRequest::new(noop, "noop.wasm", Language::Wasm, Policy::strict());
-    let mut o = rt.block_on(engine.run_request(&req))?;
-    let small = engine
-        .record(&req, &mut o, &store)?
+    let noop = Source::new(noop, "noop.wasm", Language::Wasm);
+    let mut o = rt.block_on(job::run_source(
+        &engine,
+        &noop,
+        &Policy::strict(),
+        &none,
+        Recording::On,
+    ))?;
+    let small = o
+        .write_record(&engine, &store)?
         .and_then(|p| std::fs::metadata(p).ok())
         .map_or(0, |m| m.len());
     Ok(vec![
@@ -755,11 +777,11 @@ pub(super) fn compile(opts: &BenchOptions) -> Rows {
         let check = |src: &str| -> Result<Duration, Error> {
             // A fresh engine: nothing in memory, only the disk cache (as a new process).
             let engine = engine(opts, None)?;
-            let req = RunRequest::new(src.as_bytes().to_vec(), name, language, strict.clone());
+            let source = Source::new(src.as_bytes().to_vec(), name, language);
             let t = Instant::now();
-            let o = engine.check_request(&req)?;
+            let program = Program::prepare(&engine, &source, &strict)?;
             let d = t.elapsed();
-            expect_ok(&o.report, name)?;
+            expect_ok(&program.check_report(), name)?;
             Ok(d)
         };
         let cold_n = count(opts, 3, 1);
@@ -835,7 +857,7 @@ fn native_cases(
                             return Ok(());
                         };
                         let mut child = Command::new(exe)
-                            .args(&case.args)
+                            .args(&case.invocation.args)
                             .current_dir(cwd)
                             .stdin(Stdio::piped())
                             .stdout(Stdio::piped())
@@ -846,7 +868,7 @@ fn native_cases(
                             })?;
                         if let Some(mut stdin) = child.stdin.take() {
                             use std::io::Write;
-                            let _ = stdin.write_all(&case.stdin);
+                            let _ = stdin.write_all(&case.invocation.stdin);
                         }
                         let out = child
                             .wait_with_output()
@@ -1080,11 +1102,10 @@ fn live_sandboxes(
     policy.limits.fuel = Fuel(1 << 50);
     policy.limits.wall_time = wall;
     let policy = Arc::new(policy.with_name("bench-memory"));
-    let prepared = Arc::new(prepare(&engine, name, source, &policy)?);
-    let module = module_of(&prepared)?.clone();
+    let program = prepare(&engine, name, source, &policy)?;
     let rt = current_thread()?;
     // One run first, so that lazily initialised state is not counted.
-    let warm = rt.block_on(sandbox(&engine, &module, &prepared, &policy).build()?.run())?;
+    let warm = rt.block_on(run_job(&engine, &program, &policy, &Invocation::default()))?;
     if warm.verdict != Verdict::Limit(corral::LimitKind::WallTime) {
         return Err(Error::host(format!(
             "the spinning guest ended early: {}",
@@ -1095,17 +1116,9 @@ fn live_sandboxes(
     let during = rt.block_on(async {
         let mut tasks = Vec::with_capacity(n);
         for _ in 0..n {
-            let (engine, module, prepared, policy) = (
-                engine.clone(),
-                module.clone(),
-                prepared.clone(),
-                policy.clone(),
-            );
+            let (engine, program, policy) = (engine.clone(), program.clone(), policy.clone());
             tasks.push(tokio::spawn(async move {
-                sandbox(&engine, &module, &prepared, &policy)
-                    .build()?
-                    .run()
-                    .await
+                run_job(&engine, &program, &policy, &Invocation::default()).await
             }));
         }
         tokio::time::sleep(wall / 2).await;
@@ -1150,6 +1163,227 @@ pub(super) fn memory(opts: &BenchOptions) -> Rows {
         )
         .note("CPython's heap is a copy-on-write image: a sandbox pays only for the pages it touches"),
     ])
+}
+
+// ---------------------------------------------------------------------------------------
+// workers
+
+/// An engine whose runs go to `n` worker processes (the `corral` executable).
+fn worker_engine(opts: &BenchOptions, exe: &Path, n: usize) -> Result<Engine, Error> {
+    Engine::new(EngineConfig {
+        temp_root: opts.temp_root.clone(),
+        cache_dir: Some(opts.cache_dir.clone()),
+        pool: Some(64),
+        isolation: corral::Isolation::Workers(corral::WorkerConfig {
+            program: exe.to_path_buf(),
+            workers: n,
+            ..corral::WorkerConfig::default()
+        }),
+        ..EngineConfig::default()
+    })
+}
+
+/// Trivial runs per second from `tasks` concurrent callers for `span`.
+fn rate(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    program: &Program,
+    policy: &Arc<Policy>,
+    tasks: usize,
+    span: Duration,
+) -> Result<f64, Error> {
+    let started = Instant::now();
+    let total: usize = rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for t in 0..tasks {
+            let (engine, program, policy) = (engine.clone(), program.clone(), policy.clone());
+            set.spawn(async move {
+                let mut n = 0usize;
+                while started.elapsed() < span {
+                    let r = run_job(
+                        &engine,
+                        &program,
+                        &policy,
+                        &seeded((t * 1_000_000 + n) as u64),
+                    )
+                    .await?;
+                    if r.verdict != Verdict::Ok {
+                        return Err(Error::host(r.message));
+                    }
+                    n += 1;
+                }
+                Ok::<usize, Error>(n)
+            });
+        }
+        let mut total = 0;
+        while let Some(r) = set.join_next().await {
+            total += r.map_err(|e| Error::host(format!("a benchmark task failed: {e}")))??;
+        }
+        Ok::<usize, Error>(total)
+    })?;
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+pub(super) fn workers(opts: &BenchOptions) -> Rows {
+    let Some(exe) = &opts.corral_exe else {
+        return Ok(vec![Row::skipped(
+            "workers",
+            "runs through worker processes",
+            "no corral executable (run `corral bench`)",
+        )]);
+    };
+    let threads = cores();
+    let wasm = wat(NOOP_WAT)?;
+    let strict = Arc::new(Policy::strict());
+    let local = engine(opts, Some(64))?;
+    let remote = worker_engine(opts, exe, threads)?;
+    let local_program = program_of(&local, &wasm, &strict)?;
+    let remote_program = program_of(&remote, &wasm, &strict)?;
+    let rt = current_thread()?;
+    let one = |engine: &Engine, program: &Program, i: u64| -> Result<Duration, Error> {
+        let t = Instant::now();
+        let r = rt.block_on(run_job(engine, program, &strict, &seeded(i)))?;
+        let d = t.elapsed();
+        expect_ok(&r, "the trivial module")?;
+        Ok(d)
+    };
+    for i in 0..300 {
+        one(&local, &local_program, i)?;
+        one(&remote, &remote_program, i)?;
+    }
+    let rounds = count(opts, 50, 10);
+    let (mut l, mut r) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for i in 0..50 {
+            l.push(one(&local, &local_program, (round * 50 + i) as u64)?);
+        }
+        for i in 0..50 {
+            r.push(one(&remote, &remote_program, (round * 50 + i) as u64)?);
+        }
+    }
+    let (l, r) = (Stats::of(&mut l), Stats::of(&mut r));
+    let mut rows = vec![
+        Row::new("workers", "trivial run through a warm worker, one at a time, p50", Value::Time(r.p50))
+            .baseline("the same run in-process", Value::Time(l.p50))
+            .at_most(Value::Time(l.p50 + Duration::from_micros(15)), "≤ in-process + 15 µs")
+            .note(format!(
+                "request and report over the worker's pipes, one run in flight; p99 {:?} (in-process p99 {:?}); {} runs each, interleaved",
+                r.p99, l.p99, r.n
+            )),
+    ];
+
+    // Throughput on every core, many runs in flight.
+    let span = Duration::from_millis(count(opts, 3000, 1000) as u64);
+    let mt = multi_thread(threads)?;
+    let local_rate = rate(&mt, &local, &local_program, &strict, threads * 32, span)?;
+    let remote_rate = rate(&mt, &remote, &remote_program, &strict, threads * 32, span)?;
+    rows.push(
+        Row::new(
+            "workers",
+            format!("trivial runs per second through {threads} workers"),
+            Value::Rate(remote_rate),
+        )
+        .baseline("in-process, same callers", Value::Rate(local_rate))
+        .at_least(Value::Rate(100_000.0), "≥ 100k/s")
+        .note(format!(
+            "{} concurrent callers, {span:?}; requests pipelined, up to {} ahead per worker",
+            threads * 32,
+            corral::WorkerConfig::default().depth
+        )),
+    );
+    drop(mt);
+
+    // The whole command with a worker.
+    let dir = temp_dir(opts)?;
+    let wat_file = dir.path().join("hello.wat");
+    std::fs::write(&wat_file, NOOP_WAT).map_err(|e| Error::host(e.to_string()))?;
+    let corral = |isolate: bool| {
+        let mut c = Command::new(exe);
+        c.arg("run").arg(&wat_file).arg("--no-record");
+        if isolate {
+            c.arg("--isolate");
+        }
+        c.env(
+            "CORRAL_HOME",
+            opts.cache_dir.parent().unwrap_or(&opts.cache_dir),
+        );
+        c
+    };
+    for _ in 0..3 {
+        spawn_time(&mut corral(false))?;
+        spawn_time(&mut corral(true))?;
+    }
+    let n = count(opts, 40, 10);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        a.push(spawn_time(&mut corral(false))?);
+        b.push(spawn_time(&mut corral(true))?);
+    }
+    let (a, b) = (Stats::of(&mut a), Stats::of(&mut b));
+    rows.push(
+        Row::new(
+            "workers",
+            "corral run --isolate hello.wat, whole process",
+            Value::Time(b.p50),
+        )
+        .baseline("corral run hello.wat (in-process)", Value::Time(a.p50))
+        .at_most(Value::Time(Duration::from_millis(4)), "≤ 4 ms")
+        .note(format!(
+            "starts and locks down one worker; {} runs each, interleaved; p99 {:?}",
+            b.n, b.p99
+        )),
+    );
+
+    // HumanEval's 164 canonical solutions through workers.
+    if let Ok(f) = fixtures(opts) {
+        let problems = humaneval::load_problems(&f.join("humaneval/HumanEval.jsonl.gz"))?;
+        let programs: Vec<String> = problems
+            .iter()
+            .map(|p| humaneval::program(Language::Python, p, &p.canonical_solution))
+            .collect();
+        let policy = Arc::new(humaneval::policy());
+        let mt = multi_thread(threads)?;
+        let local = engine(opts, Some(u32::try_from(threads * 2).unwrap_or(8)))?;
+        let remote = worker_engine(opts, exe, threads)?;
+        let grade = |engine: &Engine| -> Result<(Duration, usize), Error> {
+            let t = Instant::now();
+            let graded = mt.block_on(humaneval::grade_all(
+                engine,
+                Language::Python,
+                policy.clone(),
+                programs.clone(),
+                threads,
+                |_, _| {},
+            ))?;
+            Ok((t.elapsed(), graded.iter().filter(|g| g.passed).count()))
+        };
+        grade(&local)?;
+        grade(&remote)?;
+        let (mut l, mut r) = (Vec::new(), Vec::new());
+        let mut passed = (0, 0);
+        for _ in 0..count(opts, 3, 1) {
+            let (d, p) = grade(&local)?;
+            l.push(d);
+            passed.0 = p;
+            let (d, p) = grade(&remote)?;
+            r.push(d);
+            passed.1 = p;
+        }
+        rows.push(
+            Row::new(
+                "workers",
+                "HumanEval, 164 canonical solutions, through workers",
+                Value::Time(median(r)),
+            )
+            .baseline("in-process", Value::Time(median(l)))
+            .ratio_at_most(1.10, "≤ 1.10×")
+            .note(format!(
+                "{} / {} passed (in-process / workers); {threads} jobs",
+                passed.0, passed.1
+            )),
+        );
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use super::guests::HELLO_PY;
 use super::measure::{
-    count, current_thread, engine, module_of, prepare, sandbox, spawn_time, temp_dir,
+    count, current_thread, engine, prepare, run_job, seeded, spawn_time, temp_dir,
 };
 use super::{BenchOptions, Row, Stats, Value};
+use corral::job::Program;
 use corral::policy::Policy;
 use corral::{Error, Verdict};
 
@@ -58,34 +59,22 @@ pub(super) fn python_sci(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) 
         "bench: preparing the scientific Python runner (built and compiled once, then cached)",
     );
     let sci = prepare(&engine, "analysis.py", ANALYSIS_PY, &strict)?;
-    let sci_module = module_of(&sci)?;
     let sci_hello = prepare(
         &engine,
         "hello.py",
         "import numpy\nprint('hello')\n",
         &strict,
     )?;
-    let sci_hello_module = module_of(&sci_hello)?;
     let plain = prepare(&engine, "hello.py", HELLO_PY, &strict)?;
-    let plain_module = module_of(&plain)?;
     let rt = current_thread()?;
-    let run = |prepared: &corral::eval::Prepared,
-               module: &corral::GuestModule,
-               want: &[u8],
-               i: u64|
-     -> Result<Duration, Error> {
+    let run = |program: &Program, want: &[u8], i: u64| -> Result<Duration, Error> {
         let t = Instant::now();
-        let r = rt.block_on(
-            sandbox(&engine, module, prepared, &strict)
-                .seed(i)
-                .build()?
-                .run(),
-        )?;
+        let r = rt.block_on(run_job(&engine, program, &strict, &seeded(i)))?;
         let d = t.elapsed();
         if r.verdict != Verdict::Ok || r.stdout != want {
             return Err(Error::host(format!(
                 "{} failed: {} ({:?})",
-                prepared.name,
+                program.name(),
                 r.message,
                 String::from_utf8_lossy(&r.stdout)
             )));
@@ -93,18 +82,18 @@ pub(super) fn python_sci(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) 
         Ok(d)
     };
     for i in 0..5 {
-        run(&sci, sci_module, ANALYSIS_OUT, i)?;
-        run(&sci_hello, sci_hello_module, b"hello\n", i)?;
-        run(&plain, plain_module, b"hello\n", i)?;
+        run(&sci, ANALYSIS_OUT, i)?;
+        run(&sci_hello, b"hello\n", i)?;
+        run(&plain, b"hello\n", i)?;
     }
     let rounds = count(opts, 20, 4);
     let (mut a, mut h, mut p) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         for i in 0..5 {
             let seed = (round * 5 + i) as u64;
-            a.push(run(&sci, sci_module, ANALYSIS_OUT, seed)?);
-            h.push(run(&sci_hello, sci_hello_module, b"hello\n", seed)?);
-            p.push(run(&plain, plain_module, b"hello\n", seed)?);
+            a.push(run(&sci, ANALYSIS_OUT, seed)?);
+            h.push(run(&sci_hello, b"hello\n", seed)?);
+            p.push(run(&plain, b"hello\n", seed)?);
         }
     }
     let (a, h, p) = (Stats::of(&mut a), Stats::of(&mut h), Stats::of(&mut p));

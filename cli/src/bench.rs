@@ -1,12 +1,29 @@
-//! `corral bench`: runs `corral::bench` and prints its table.
+//! `corral bench`: runs the benchmark package (`corral_bench`) and prints its table.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use corral::exit;
 use corral_bench::{self as bench, BenchOptions};
 
-use crate::cli::BenchArgs;
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Fewer repetitions and smaller workloads: a quick smoke run (noisier numbers).
+    #[arg(long)]
+    quick: bool,
+    /// Only these groups, comma-separated (bench/src/lib.rs says what each measures).
+    #[arg(long, value_name = "GROUPS", value_delimiter = ',',
+          value_parser = clap::builder::PossibleValuesParser::new(bench::GROUPS))]
+    only: Vec<String>,
+    /// Print the rows as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// The repository's fixtures directory (the eval suite and HumanEval); by default
+    /// `fixtures/` in the current directory or beside the source tree this binary was built from.
+    #[arg(long, value_name = "DIR")]
+    fixtures: Option<PathBuf>,
+}
 
 /// `fixtures/` in the current directory, else beside the source tree of this build.
 fn default_fixtures() -> Option<PathBuf> {
@@ -18,19 +35,10 @@ fn default_fixtures() -> Option<PathBuf> {
     built.join("eval").is_dir().then_some(built)
 }
 
-pub(crate) fn bench(a: BenchArgs) -> ExitCode {
-    for g in &a.only {
-        if !bench::GROUPS.contains(&g.as_str()) {
-            eprintln!(
-                "corral: unknown benchmark group `{g}` (hint: one of {})",
-                bench::GROUPS.join(", ")
-            );
-            return ExitCode::from(2);
-        }
-    }
-    let Some(cache_dir) = corral::compile::runner::default_cache_dir() else {
+pub fn main(a: Args) -> ExitCode {
+    let Some(cache_dir) = corral::hostfs::cache_dir() else {
         eprintln!("corral: no cache directory (hint: set CORRAL_HOME)");
-        return ExitCode::from(2);
+        return ExitCode::from(exit::INVALID);
     };
     if cfg!(debug_assertions) {
         eprintln!(
@@ -43,9 +51,7 @@ pub(crate) fn bench(a: BenchArgs) -> ExitCode {
         corral_exe: std::env::current_exe().ok(),
         fixtures: a.fixtures.or_else(default_fixtures),
         cache_dir,
-        temp_root: std::env::var_os("CORRAL_TMPDIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir),
+        temp_root: corral::hostfs::temp_root(),
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let header = format!(
@@ -79,5 +85,5 @@ pub(crate) fn bench(a: BenchArgs) -> ExitCode {
     if missed > 0 {
         eprintln!("corral: {missed} target(s) not met on this machine in this run");
     }
-    ExitCode::SUCCESS
+    ExitCode::from(exit::OK)
 }

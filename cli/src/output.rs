@@ -3,6 +3,7 @@
 use std::io::{IsTerminal, Write};
 
 use corral::RunReport;
+use corral::record::trail::TrailSnapshot;
 
 /// Makes guest bytes safe to show on a terminal: control characters other than newline and
 /// tab become visible escapes, so a guest cannot move the cursor, set the title or write the
@@ -113,66 +114,6 @@ pub fn print_json(value: &serde_json::Value) {
     let _ = out.flush();
 }
 
-fn call_json(c: &corral::replay::CallView) -> serde_json::Value {
-    serde_json::json!({
-        "function": c.func,
-        "fuel": c.fuel,
-        "args": c.args,
-        "errno": c.errno,
-        "result": c.result,
-    })
-}
-
-/// The divergence as JSON (`null` when identical).
-pub fn divergence_json(d: Option<&corral::replay::Divergence>) -> serde_json::Value {
-    use corral::replay::Divergence as D;
-    match d {
-        None => serde_json::Value::Null,
-        Some(D::HostCall {
-            index,
-            expected,
-            actual,
-        }) => serde_json::json!({
-            "kind": "host_call",
-            "index": index,
-            "function": expected.as_ref().or(actual.as_ref()).map(|c| c.func.clone()),
-            "expected": expected.as_ref().map(call_json),
-            "actual": actual.as_ref().map(call_json),
-        }),
-        Some(D::CallWindow {
-            from_call,
-            to_call,
-            from_fuel,
-        }) => serde_json::json!({
-            "kind": "call_window",
-            "from_call": from_call,
-            "to_call": to_call,
-            "from_fuel": from_fuel,
-        }),
-        Some(D::FuelWindow {
-            from_fuel,
-            to_fuel,
-            fields,
-        }) => serde_json::json!({
-            "kind": "fuel_window",
-            "from_fuel": from_fuel,
-            "to_fuel": to_fuel,
-            "fields": fields,
-        }),
-        Some(_) => serde_json::json!({ "kind": "other" }),
-    }
-}
-
-/// The replay report: the replayed run's report plus `identical`, `divergence`, `notes`.
-pub fn replay_json(r: &corral::replay::ReplayReport) -> serde_json::Value {
-    let mut v = r.report.to_json();
-    v["identical"] = serde_json::json!(r.identical);
-    v["divergence"] = divergence_json(r.divergence.as_ref());
-    v["notes"] = serde_json::json!(r.notes);
-    v["recorded_verdict"] = serde_json::json!(r.record.outcome.verdict);
-    v
-}
-
 /// Human text for a replay.
 pub fn replay_text(r: &corral::replay::ReplayReport) -> String {
     use corral::replay::Divergence as D;
@@ -202,4 +143,72 @@ pub fn replay_text(r: &corral::replay::ReplayReport) -> String {
         Some(_) => s.push_str("replay    DIVERGED\n"),
     }
     s
+}
+
+/// Prints `report` (JSON on stdout, or the guest's output and a summary on stderr), flushes,
+/// and leaves the process with `status` — without unmapping the engine, the module artifact
+/// and the pools one by one (the kernel reclaims them at once).
+pub fn finish(report: &RunReport, json: bool, ran: bool, status: u8) -> ! {
+    if json {
+        print_json(&report.to_json());
+    } else {
+        if ran {
+            pass_through(report);
+        }
+        eprint!("{}", summary(report, ran));
+    }
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    std::process::exit(i32::from(status))
+}
+
+/// The audit trail, one call per line (`corral run --trace`).
+pub fn trace_text(trail: &TrailSnapshot) -> String {
+    let mut s = format!("── trace: {} host calls ──\n", trail.total);
+    for ev in &trail.events {
+        let result = match ev.errno {
+            0 => format!("ok {}", ev.result),
+            u16::MAX => "trap/exit".to_string(),
+            e => format!("errno {e}"),
+        };
+        s.push_str(&format!(
+            "#{:<6} fuel {:>12}  {:<24} args {}  → {}\n",
+            ev.index, ev.fuel, ev.func, ev.args, result
+        ));
+    }
+    if !trail.complete() {
+        s.push_str(&format!(
+            "… {} more calls not kept in memory (they are in the chain hash)\n",
+            trail.total - trail.events.len() as u64
+        ));
+    }
+    s.push_str(&format!("chain blake3:{}\n", trail.hash));
+    s
+}
+
+/// A progress bar on a terminal (nothing otherwise).
+pub fn progress(label: &'static str) -> impl Fn(usize, usize) + Send + Sync + 'static {
+    let tty = std::io::stderr().is_terminal();
+    move |done, total| {
+        if !tty {
+            return;
+        }
+        let width = 30;
+        let filled = (done * width).checked_div(total).unwrap_or(width);
+        let bar: String = "█".repeat(filled) + &"░".repeat(width - filled);
+        eprint!("\r{label} {bar} {done}/{total}");
+        if done == total {
+            eprintln!();
+        }
+        let _ = std::io::stderr().flush();
+    }
+}
+
+/// Guest- or suite-controlled text for a terminal line: escaped if stderr is a terminal.
+pub fn for_terminal(text: &str) -> String {
+    if std::io::stderr().is_terminal() {
+        escape_for_terminal(text.as_bytes())
+    } else {
+        text.to_string()
+    }
 }

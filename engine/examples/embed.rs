@@ -1,4 +1,5 @@
-//! Embedding corral: create an engine once, admit a module once, run it many times.
+//! Embedding corral: create an engine once, prepare a program once, run it many times
+//! through the job stage.
 //!
 //! ```sh
 //! cargo run --release -p corral --example embed
@@ -6,6 +7,8 @@
 
 use std::time::Instant;
 
+use corral::compile::{Language, Source};
+use corral::job::{self, Invocation, Program, Recording};
 use corral::{Engine, EngineConfig, Policy, Verdict};
 
 const GUEST: &str = r#"
@@ -30,9 +33,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let policy = Policy::strict();
 
-    // Admission and compilation happen once; the `GuestModule` is cheap to clone.
-    let wasm = wat::parse_str(GUEST)?;
-    let module = engine.admit(&wasm, &policy).map_err(|r| r.to_string())?;
+    // Compilation and admission happen once; the `Program` is cheap to clone.
+    let source = Source::new(GUEST.as_bytes().to_vec(), "guest.wat", Language::Wat);
+    let program = Program::prepare(&engine, &source, &policy)?;
 
     // Each run gets a fresh sandbox: its own store, limits, WASI context and gate.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -42,13 +45,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut samples = Vec::with_capacity(runs);
     for i in 0..runs {
         let t = Instant::now();
-        let report = rt.block_on(
-            engine
-                .sandbox(&module, &policy)
-                .seed(i as u64)
-                .build()?
-                .run(),
-        )?;
+        let invocation = Invocation {
+            seed: i as u64,
+            ..Invocation::default()
+        };
+        let report = rt
+            .block_on(job::run(
+                &engine,
+                &program,
+                &policy,
+                &invocation,
+                Recording::Off,
+            ))?
+            .report;
         samples.push(t.elapsed());
         assert_eq!(report.verdict, Verdict::Ok);
         assert_eq!(report.stdout, b"ok\n");

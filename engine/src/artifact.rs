@@ -81,20 +81,7 @@ impl ArtifactCache {
     /// Stores a freshly serialised artifact (atomically; failures only cost a recompile).
     pub(crate) fn store(&self, hash: &ModuleHash, info: &ModuleInfo, serialized: &[u8]) {
         let (art, meta_path) = self.paths(hash);
-        if std::fs::create_dir_all(&self.dir).is_err() {
-            return;
-        }
-        let Ok(mut tmp) = tempfile::NamedTempFile::new_in(&self.dir) else {
-            return;
-        };
-        if tmp
-            .write_all(serialized)
-            .and_then(|()| tmp.as_file().sync_all())
-            .is_err()
-        {
-            return;
-        }
-        if tmp.persist(&art).is_err() {
+        if crate::hostfs::write_atomic(&art, &[serialized]).is_err() {
             return;
         }
         let digest = blake3::hash(serialized).to_hex().to_string();

@@ -24,15 +24,17 @@ pub const ASYNC_STACK: usize = MAX_WASM_STACK + (1 << 20);
 pub const WASMTIME_VERSION: &str = "48.0.8";
 /// Version of the gate's guest-visible behaviour (bumped whenever a virtualised value could
 /// change); part of the engine identity in run records.
-pub const GATE_VERSION: &str = "gate-2";
+pub const GATE_VERSION: &str = "gate-3";
 /// How often the epoch ticker runs (the wall-clock check and the async time slice).
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Engine-wide settings.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Where per-run temporary directories (scratch, staged inputs) are created.
-    /// By default the system temp dir.
+    /// Where temporary directories are created: each engine makes one private work directory
+    /// here (`corral-<pid>-<start>-<n>`) for its runs' scratch dirs, staged inputs and
+    /// compiler work dirs, removes it when dropped, and removes those of processes that no
+    /// longer exist. By default the system temp dir.
     pub temp_root: PathBuf,
     /// Where compiled wasm (from sources), built runners and precompiled artifacts are
     /// cached. By default none (nothing is cached on disk).
@@ -46,10 +48,30 @@ pub struct EngineConfig {
     /// time slice after which a running guest yields to others on the same thread. Verdicts
     /// other than `limit = wall_time` never depend on it. By default [`EPOCH_TICK`].
     pub epoch_tick: Duration,
+    /// Where guests run: in this process, or in supervised worker processes (a second
+    /// wall). By default in this process.
+    pub isolation: crate::worker::Isolation,
     /// Test-only weakening: stat results carry the host's raw timestamps and inode hashes.
     #[cfg(feature = "weaken-for-tests")]
     #[doc(hidden)]
     pub leak_host_metadata: bool,
+}
+
+impl EngineConfig {
+    /// The configuration the `corral` command uses: temporary directories under
+    /// [`hostfs::temp_root`](crate::hostfs::temp_root) (`$CORRAL_TMPDIR`, else the system
+    /// temp dir) and the cache in [`hostfs::cache_dir`](crate::hostfs::cache_dir); no pool.
+    ///
+    /// # Ambient authority
+    ///
+    /// Reads `CORRAL_TMPDIR`, `TMPDIR`, `CORRAL_HOME`, `XDG_CACHE_HOME` and `HOME`.
+    pub fn from_env() -> EngineConfig {
+        EngineConfig {
+            temp_root: crate::hostfs::temp_root(),
+            cache_dir: crate::hostfs::cache_dir(),
+            ..EngineConfig::default()
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -59,6 +81,7 @@ impl Default for EngineConfig {
             cache_dir: None,
             pool: None,
             epoch_tick: EPOCH_TICK,
+            isolation: crate::worker::Isolation::InProcess,
             #[cfg(feature = "weaken-for-tests")]
             leak_host_metadata: false,
         }
@@ -153,12 +176,12 @@ fn wasmtime_config(pool: Option<u32>) -> Config {
         // tables each; a core module holds one of each.
         p.total_core_instances(n.saturating_mul(CORE_INSTANCES_PER_SLOT))
             .total_component_instances(n)
-            .total_memories(n.saturating_mul(2))
-            .total_tables(n.saturating_mul(4))
+            .total_memories(n.saturating_mul(MEMORIES_PER_SLOT))
+            .total_tables(n.saturating_mul(TABLES_PER_SLOT))
             .total_stacks(n)
             .max_core_instances_per_component(MAX_COMPONENT_INSTANCES as u32)
-            .max_memories_per_component(MAX_COMPONENT_INSTANCES as u32)
-            .max_tables_per_component(MAX_COMPONENT_INSTANCES as u32)
+            .max_memories_per_component(MAX_COMPONENT_MEMORIES as u32)
+            .max_tables_per_component(MAX_COMPONENT_TABLES as u32)
             .max_memory_size(4 << 30)
             .table_elements(1_000_000)
             .max_core_instance_size(16 << 20)
@@ -177,6 +200,7 @@ fn wasmtime_config(pool: Option<u32>) -> Config {
     }
     c.strategy(Strategy::Cranelift)
         .consume_fuel(true)
+        .operator_cost(operator_costs())
         .epoch_interruption(true)
         .cranelift_nan_canonicalization(true)
         .relaxed_simd_deterministic(true)
@@ -190,24 +214,48 @@ fn wasmtime_config(pool: Option<u32>) -> Config {
     c
 }
 
+/// wasmtime's default fuel costs, except `table.grow`: by default it is charged one unit per
+/// element *requested*, before the limiter refuses the growth, so a guest asking for ~4·10⁹
+/// elements burned its whole budget (`limit = fuel`) instead of getting -1. The work of a
+/// table growth is bounded anyway: at most the policy's `table_elements` ever succeed in a
+/// run, and a refused growth does nothing.
+fn operator_costs() -> wasmtime::OperatorCost {
+    let mut cost = wasmtime::OperatorCost::new();
+    cost.variable.table_grow_per_element = 0;
+    cost
+}
+
 /// Bytes of each pooled linear memory kept resident between runs.
 const KEEP_RESIDENT: usize = 32 << 20;
 
 /// Core instances per pool slot: a core module needs one, the Python runner 14.
 const CORE_INSTANCES_PER_SLOT: u32 = 16;
+/// Linear memories per pool slot.
+const MEMORIES_PER_SLOT: u32 = 2;
+/// Tables per pool slot.
+const TABLES_PER_SLOT: u32 = 4;
 
 /// Pool slots for a requested size: at least enough for one component with the most core
-/// instances a run may create ([`MAX_COMPONENT_INSTANCES`]).
+/// instances, memories and tables a run may create ([`MAX_COMPONENT_INSTANCES`],
+/// [`MAX_COMPONENT_MEMORIES`], [`MAX_COMPONENT_TABLES`]).
 fn pool_slots(n: u32) -> u32 {
     n.max(MAX_COMPONENT_INSTANCES as u32 / CORE_INSTANCES_PER_SLOT)
+        .max(MAX_COMPONENT_MEMORIES as u32 / MEMORIES_PER_SLOT)
+        .max(MAX_COMPONENT_TABLES as u32 / TABLES_PER_SLOT)
 }
 
 struct Inner {
+    /// The worker pool, started on first use (with `Isolation::Workers`). Declared first:
+    /// fields drop in order, and its workers must be gone before their directories are.
+    workers: tokio::sync::OnceCell<crate::worker::pool::Pool>,
+    /// This engine's work directory (see [`EngineConfig::temp_root`]), removed with
+    /// everything in it when the engine is dropped.
+    work: crate::hostfs::WorkDir,
     artifacts: Option<crate::artifact::ArtifactCache>,
     wasmtime: wasmtime::Engine,
     linker: Linker<RunState>,
     component_linker: wasmtime::component::Linker<CompState>,
-    modules: Mutex<HashMap<ModuleHash, (ModuleInfo, Arc<Compiled>)>>,
+    modules: Mutex<HashMap<ModuleHash, (ModuleInfo, Arc<Linked>)>>,
     config: EngineConfig,
     ticker: OnceLock<()>,
     sci_ticker: OnceLock<()>,
@@ -231,7 +279,7 @@ struct SciEngine {
 /// Empty scratch directories kept for reuse.
 const SCRATCH_KEPT: usize = 64;
 
-pub(crate) enum Compiled {
+pub(crate) enum Linked {
     Core(InstancePre<RunState>),
     Component(wasmtime_wasi::p2::bindings::CommandPre<CompState>),
     /// The scientific Python runner: a WASI reactor whose `run` export runs `argv`, on the
@@ -243,8 +291,13 @@ pub(crate) enum Compiled {
     },
 }
 
-/// Most core instances (and memories, tables) a component may create.
+/// Most core instances a component may create (admission refuses more; the limiter and the
+/// instance pool allow exactly this many).
 pub const MAX_COMPONENT_INSTANCES: usize = 64;
+/// Most linear memories a component may create (admission refuses more).
+pub const MAX_COMPONENT_MEMORIES: usize = 8;
+/// Most tables a component may create (admission refuses more).
+pub const MAX_COMPONENT_TABLES: usize = 16;
 
 /// The shared engine: create once per process, admit modules once, run them many times.
 /// Cheap to clone (an `Arc`).
@@ -267,7 +320,7 @@ pub struct GuestModule {
     hash: ModuleHash,
     info: ModuleInfo,
     source: ModuleSource,
-    compiled: Arc<Compiled>,
+    linked: Arc<Linked>,
 }
 
 /// Where a module's bytes are (runners stay on disk; they are only read to store them).
@@ -316,8 +369,12 @@ impl GuestModule {
         }
     }
 
-    pub(crate) fn compiled(&self) -> &Compiled {
-        &self.compiled
+    pub(crate) fn source(&self) -> &ModuleSource {
+        &self.source
+    }
+
+    pub(crate) fn linked(&self) -> &Linked {
+        &self.linked
     }
 }
 
@@ -340,8 +397,15 @@ impl Engine {
             .cache_dir
             .as_ref()
             .map(|d| artifact_cache(d, &wasmtime));
+        let work = crate::hostfs::WorkDir::create(&config.temp_root).map_err(|e| {
+            Error::host(format!(
+                "cannot create a work directory in `{}`: {e}",
+                config.temp_root.display()
+            ))
+        })?;
         Ok(Engine {
             inner: Arc::new(Inner {
+                work,
                 artifacts,
                 wasmtime,
                 linker,
@@ -355,6 +419,7 @@ impl Engine {
                 sci_ticker: OnceLock::new(),
                 scratch: Mutex::new(Vec::new()),
                 sci: OnceLock::new(),
+                workers: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -362,6 +427,92 @@ impl Engine {
     /// The engine's settings.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// The engine's private work directory, inside [`EngineConfig::temp_root`]: every
+    /// temporary directory of its runs (scratch, staged inputs, compiler work dirs, rebuilt
+    /// replay inputs) is created in it, so nothing is left behind when the engine is dropped,
+    /// and a later engine sweeps it if this process is killed.
+    pub fn work_dir(&self) -> &std::path::Path {
+        self.inner.work.path()
+    }
+
+    /// The worker pool, started on first use; `None` when runs stay in this process.
+    ///
+    /// # Errors
+    ///
+    /// The workers cannot be started.
+    pub(crate) async fn workers(&self) -> Result<Option<&crate::worker::pool::Pool>, Error> {
+        let crate::worker::Isolation::Workers(config) = &self.inner.config.isolation else {
+            return Ok(None);
+        };
+        let pool = self
+            .inner
+            .workers
+            .get_or_try_init(|| async {
+                let config = config.clone();
+                let cache = self.inner.config.cache_dir.clone();
+                let root = self.work_dir().join("workers");
+                tokio::task::spawn_blocking(move || {
+                    crate::worker::pool::Pool::new(config, cache, root)
+                })
+                .await
+                .map_err(|e| Error::host(format!("cannot start the workers: {e}")))?
+            })
+            .await?;
+        Ok(Some(pool))
+    }
+
+    /// Test hook: a fresh worker of this engine's pool tries `probe` after lock-down;
+    /// `Ok(Ok(()))` means the call succeeded (a wall is down), `Ok(Err(why))` that it was
+    /// refused.
+    ///
+    /// # Errors
+    ///
+    /// The engine runs guests in-process, or the worker cannot be started.
+    #[cfg(feature = "test-hooks")]
+    pub async fn probe_worker(
+        &self,
+        probe: crate::worker::Probe,
+        outside: &std::path::Path,
+    ) -> Result<Result<(), String>, Error> {
+        let pool = self
+            .workers()
+            .await?
+            .ok_or_else(|| Error::host("the engine runs guests in-process"))?;
+        let outside = outside.to_path_buf();
+        let prober = pool.prober();
+        tokio::task::spawn_blocking(move || prober(probe, &outside))
+            .await
+            .map_err(|e| Error::host(e.to_string()))?
+    }
+
+    /// Test hook: the process ids of this engine's warm workers.
+    #[cfg(feature = "test-hooks")]
+    pub async fn worker_pids(&self) -> Vec<u32> {
+        match self.workers().await {
+            Ok(Some(pool)) => pool.pids(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Which walls runs of this engine get (starting the worker pool if it is configured).
+    ///
+    /// # Errors
+    ///
+    /// The workers cannot be started.
+    pub async fn walls(&self) -> Result<crate::worker::Walls, Error> {
+        Ok(self.workers().await?.map(|p| p.walls()).unwrap_or_default())
+    }
+
+    /// Removes the work directory now, for a process about to exit without dropping the
+    /// engine (the `corral` command leaves with `exit`, skipping destructors). Call it last:
+    /// runs after it fail to create their temporary directories.
+    pub fn remove_work_dir(&self) {
+        if let Ok(mut kept) = self.inner.scratch.lock() {
+            kept.clear();
+        }
+        let _ = std::fs::remove_dir_all(self.work_dir());
     }
 
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
@@ -378,10 +529,12 @@ impl Engine {
     ) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let slots = self.inner.slots.clone()?;
         let total = pool_slots(self.inner.config.pool.unwrap_or(1));
-        let need = module
-            .info()
+        let info = module.info();
+        let need = info
             .core_instances
             .div_ceil(u64::from(CORE_INSTANCES_PER_SLOT))
+            .max(info.memories.div_ceil(u64::from(MEMORIES_PER_SLOT)))
+            .max(info.tables.div_ceil(u64::from(TABLES_PER_SLOT)))
             .clamp(1, u64::from(total));
         // The semaphore is never closed.
         slots.acquire_many_owned(need as u32).await.ok()
@@ -396,16 +549,18 @@ impl Engine {
         }
         tempfile::Builder::new()
             .prefix("corral-scratch-")
-            .tempdir_in(&self.inner.config.temp_root)
+            .tempdir_in(self.work_dir())
             .map_err(|e| Error::host(format!("cannot create the scratch directory: {e}")))
     }
 
-    /// Takes back a run's scratch directory: kept for another run only if it is still
-    /// empty (nothing of one run can reach another), removed otherwise. Its name,
-    /// timestamps and inode are never visible to guests (the gate virtualises them).
+    /// Takes back a run's scratch directory: kept for another run only if the engine has a
+    /// pool (it runs many) and the directory is still empty (nothing of one run can reach
+    /// another); removed otherwise. Its name, timestamps and inode are never visible to
+    /// guests (the gate virtualises them).
     pub(crate) fn recycle_scratch(&self, dir: tempfile::TempDir) {
         let empty = std::fs::read_dir(dir.path()).is_ok_and(|mut d| d.next().is_none());
         if empty
+            && self.inner.config.pool.is_some()
             && let Ok(mut kept) = self.inner.scratch.lock()
             && kept.len() < SCRATCH_KEPT
         {
@@ -574,7 +729,7 @@ impl Engine {
                 hash,
                 info,
                 source: source(&runner.wasm),
-                compiled,
+                linked: compiled,
             });
         }
         let sci = self.sci()?;
@@ -618,7 +773,7 @@ impl Engine {
         Ok(self.remember(
             hash,
             info,
-            Arc::new(Compiled::Reactor { pre, lib }),
+            Arc::new(Linked::Reactor { pre, lib }),
             source(&runner.wasm),
         ))
     }
@@ -643,7 +798,7 @@ impl Engine {
                 hash,
                 info,
                 source: source.clone(),
-                compiled,
+                linked: compiled,
             }));
         }
         let Some(cache) = &self.inner.artifacts else {
@@ -668,7 +823,7 @@ impl Engine {
         &self,
         hash: ModuleHash,
         info: ModuleInfo,
-        compiled: Arc<Compiled>,
+        compiled: Arc<Linked>,
         source: ModuleSource,
     ) -> GuestModule {
         self.inner
@@ -680,15 +835,15 @@ impl Engine {
             hash,
             info,
             source,
-            compiled,
+            linked: compiled,
         }
     }
 
-    fn serialize(&self, compiled: &Compiled) -> wasmtime::Result<Vec<u8>> {
+    fn serialize(&self, compiled: &Linked) -> wasmtime::Result<Vec<u8>> {
         match compiled {
-            Compiled::Core(pre) => pre.module().serialize(),
-            Compiled::Component(pre) => pre.instance_pre().component().serialize(),
-            Compiled::Reactor { pre, .. } => pre.module().serialize(),
+            Linked::Core(pre) => pre.module().serialize(),
+            Linked::Component(pre) => pre.instance_pre().component().serialize(),
+            Linked::Reactor { pre, .. } => pre.module().serialize(),
         }
     }
 
@@ -702,7 +857,7 @@ impl Engine {
         &self,
         path: &std::path::Path,
         kind: admit::BinaryKind,
-    ) -> Result<Compiled, Rejection> {
+    ) -> Result<Linked, Rejection> {
         let e = &self.inner.wasmtime;
         match kind {
             admit::BinaryKind::CoreModule => {
@@ -716,7 +871,7 @@ impl Engine {
                     .linker
                     .instantiate_pre(&module)
                     .map_err(|err| Rejection(err.to_string()))?;
-                Ok(Compiled::Core(pre))
+                Ok(Linked::Core(pre))
             }
             admit::BinaryKind::Component => {
                 // SAFETY: as above, for a component artifact.
@@ -730,12 +885,12 @@ impl Engine {
                     .map_err(|err| Rejection(err.to_string()))?;
                 let pre = wasmtime_wasi::p2::bindings::CommandPre::new(pre)
                     .map_err(|err| Rejection(err.to_string()))?;
-                Ok(Compiled::Component(pre))
+                Ok(Linked::Component(pre))
             }
         }
     }
 
-    fn compile(&self, bytes: &[u8], kind: admit::BinaryKind) -> Result<Compiled, Rejection> {
+    fn compile(&self, bytes: &[u8], kind: admit::BinaryKind) -> Result<Linked, Rejection> {
         match kind {
             admit::BinaryKind::CoreModule => {
                 let module = Module::from_binary(&self.inner.wasmtime, bytes)
@@ -743,7 +898,7 @@ impl Engine {
                 let pre = self.inner.linker.instantiate_pre(&module).map_err(|e| {
                     Rejection(format!("the module cannot be linked: {}", link_error(&e)))
                 })?;
-                Ok(Compiled::Core(pre))
+                Ok(Linked::Core(pre))
             }
             admit::BinaryKind::Component => {
                 let component =
@@ -765,7 +920,7 @@ impl Engine {
                         e.root_cause()
                     ))
                 })?;
-                Ok(Compiled::Component(pre))
+                Ok(Linked::Component(pre))
             }
         }
     }

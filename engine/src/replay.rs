@@ -11,17 +11,27 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::capability::audit::{AuditTrail, Event};
 use crate::capability::stage;
+use crate::compile::Language;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind};
+use crate::job::{self, Invocation, Program, Recording};
 use crate::policy::Policy;
 use crate::record::bundle;
 use crate::record::format::{BlobRef, MAX_RECORD_BYTES, RunRecord, Text, Tree};
-use crate::record::store::Store;
-use crate::record::trail::{self, RecordedEvent};
+use crate::record::store::RecordStore;
+use crate::record::trail::{self, RecordedEvent, TrailSnapshot};
 use crate::report::RunReport;
-use crate::sandbox::RunInputs;
+use crate::sandbox::{Access, DirGrant};
+
+/// A read-only grant of a directory replay rebuilt.
+fn read_only(dir: &tempfile::TempDir, guest: crate::policy::GuestPath) -> DirGrant {
+    DirGrant {
+        host: dir.path().to_path_buf(),
+        guest,
+        access: Access::ReadOnly,
+    }
+}
 
 /// How to replay.
 #[derive(Debug, Clone)]
@@ -31,7 +41,7 @@ pub struct ReplayOptions {
     /// The most a replayed policy may grant. By default `permissive`.
     pub ceiling: Policy,
     /// Where to find blobs when the record is not in a store (or to prefer another store).
-    pub store: Option<Store>,
+    pub store: Option<RecordStore>,
 }
 
 impl Default for ReplayOptions {
@@ -129,13 +139,109 @@ pub struct ReplayReport {
     pub record: RunRecord,
 }
 
+impl CallView {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "function": self.func,
+            "fuel": self.fuel,
+            "args": self.args,
+            "errno": self.errno,
+            "result": self.result,
+        })
+    }
+}
+
+impl Divergence {
+    /// The divergence as the `divergence` object of `corral replay --json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Divergence::HostCall {
+                index,
+                expected,
+                actual,
+            } => serde_json::json!({
+                "kind": "host_call",
+                "index": index,
+                "function": expected.as_ref().or(actual.as_ref()).map(|c| c.func.clone()),
+                "expected": expected.as_ref().map(CallView::to_json),
+                "actual": actual.as_ref().map(CallView::to_json),
+            }),
+            Divergence::CallWindow {
+                from_call,
+                to_call,
+                from_fuel,
+            } => serde_json::json!({
+                "kind": "call_window",
+                "from_call": from_call,
+                "to_call": to_call,
+                "from_fuel": from_fuel,
+            }),
+            Divergence::FuelWindow {
+                from_fuel,
+                to_fuel,
+                fields,
+            } => serde_json::json!({
+                "kind": "fuel_window",
+                "from_fuel": from_fuel,
+                "to_fuel": to_fuel,
+                "fields": fields,
+            }),
+        }
+    }
+}
+
+impl ReplayReport {
+    /// The object of `corral replay --json`: the replayed run's report plus `identical`,
+    /// `divergence` (`null` when identical), `notes` and `recorded_verdict`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = self.report.to_json();
+        v["identical"] = serde_json::json!(self.identical);
+        v["divergence"] = self
+            .divergence
+            .as_ref()
+            .map_or(serde_json::Value::Null, Divergence::to_json);
+        v["notes"] = serde_json::json!(self.notes);
+        v["recorded_verdict"] = serde_json::json!(self.record.outcome.verdict);
+        v
+    }
+}
+
+impl ReplayError {
+    /// The report of a replay that did not run: `invalid_input` for a refused record,
+    /// `host_error` for a host failure.
+    pub fn report(&self) -> RunReport {
+        let e = match self {
+            ReplayError::Refused(m) => Error::invalid_input(m.clone()),
+            ReplayError::Host(m) => Error::host(m.clone()),
+        };
+        job::error_report(&e)
+    }
+
+    /// The exit status of `corral replay` for this error ([`crate::exit`]).
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            ReplayError::Refused(_) => crate::exit::INVALID,
+            ReplayError::Host(_) => crate::exit::HOST,
+        }
+    }
+
+    /// The object of `corral replay --json` when nothing ran: [`ReplayError::report`] plus
+    /// `identical: false` and `divergence: null`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = self.report().to_json();
+        v["identical"] = serde_json::json!(false);
+        v["divergence"] = serde_json::Value::Null;
+        v
+    }
+}
+
 fn refuse(msg: impl Into<String>) -> ReplayError {
     ReplayError::Refused(msg.into())
 }
 
 /// Where blobs come from during one replay.
 struct Source {
-    stores: Vec<Store>,
+    stores: Vec<RecordStore>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -178,16 +284,13 @@ fn load(
     opts: &ReplayOptions,
     temp_root: &Path,
 ) -> Result<(RunRecord, Source), ReplayError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| refuse(format!("cannot read `{}`: {e}", path.display())))?;
-    if meta.len() > bundle::MAX_BUNDLE_BYTES {
-        return Err(refuse(format!(
-            "`{}` is too large to be a record or bundle",
+    // A regular file of at most a bundle's size: never /dev/zero, never a FIFO.
+    let bytes = crate::hostfs::read_bounded(path, bundle::MAX_BUNDLE_BYTES).map_err(|e| {
+        refuse(format!(
+            "`{}` cannot be read as a record or bundle: {e}",
             path.display()
-        )));
-    }
-    let bytes = std::fs::read(path)
-        .map_err(|e| refuse(format!("cannot read `{}`: {e}", path.display())))?;
+        ))
+    })?;
     if bundle::is_bundle(&bytes) {
         let b = bundle::read(&bytes).map_err(|e| refuse(format!("`{}`: {e}", path.display())))?;
         let record = RunRecord::parse(&b.record).map_err(|e| refuse(e.to_string()))?;
@@ -195,7 +298,7 @@ fn load(
             .prefix("corral-bundle-")
             .tempdir_in(temp_root)
             .map_err(|e| ReplayError::Host(format!("cannot unpack the bundle: {e}")))?;
-        let store = Store::new(tmp.path());
+        let store = RecordStore::new(tmp.path());
         for data in b.blobs.values() {
             store.put_blob(data)?;
         }
@@ -234,14 +337,14 @@ fn load(
     let record = RunRecord::parse(&bytes).map_err(|e| refuse(e.to_string()))?;
     let mut stores = Vec::new();
     stores.extend(opts.store.clone());
-    stores.extend(Store::containing(path));
-    if let Some(d) = Store::default_location() {
-        stores.push(Store::new(d));
+    stores.extend(RecordStore::containing(path));
+    if let Some(d) = RecordStore::default_location() {
+        stores.push(RecordStore::new(d));
     }
     Ok((record, Source { stores, _tmp: None }))
 }
 
-fn view_of(e: &Event) -> CallView {
+fn view_of_recorded(e: &RecordedEvent) -> CallView {
     CallView {
         func: e.func.to_string(),
         fuel: e.fuel,
@@ -251,18 +354,8 @@ fn view_of(e: &Event) -> CallView {
     }
 }
 
-fn view_of_recorded(e: &RecordedEvent) -> CallView {
-    CallView {
-        func: e.func.clone(),
-        fuel: e.fuel,
-        args: e.args.to_string(),
-        errno: e.errno,
-        result: e.result.to_string(),
-    }
-}
-
 /// Compares the recorded outcome with the replayed report; names differing fields.
-fn differing_fields(rec: &RunRecord, r: &RunReport, trail: &AuditTrail) -> Vec<String> {
+fn differing_fields(rec: &RunRecord, r: &RunReport, trail: &TrailSnapshot) -> Vec<String> {
     let o = &rec.outcome;
     let mut d = Vec::new();
     let mut cmp = |name: &str, same: bool| {
@@ -291,10 +384,10 @@ fn differing_fields(rec: &RunRecord, r: &RunReport, trail: &AuditTrail) -> Vec<S
         o.stderr.data.blob == crate::record::format::hash_of(&r.stderr),
     );
     cmp("stderr_truncated", o.stderr.truncated == r.stderr_truncated);
-    cmp("calls", o.calls == trail.total());
+    cmp("calls", o.calls == trail.total);
     cmp(
         "trail_hash",
-        o.trail_hash == format!("blake3:{}", trail.hash()),
+        o.trail_hash == format!("blake3:{}", trail.hash),
     );
     d
 }
@@ -302,18 +395,18 @@ fn differing_fields(rec: &RunRecord, r: &RunReport, trail: &AuditTrail) -> Vec<S
 fn locate(
     rec: &RunRecord,
     recorded: &[RecordedEvent],
-    trail: &AuditTrail,
+    trail: &TrailSnapshot,
     fields: Vec<String>,
     report: &RunReport,
 ) -> Divergence {
-    let actual = trail.events();
+    let actual = &trail.events;
     let n = recorded.len().min(actual.len());
     for i in 0..n {
-        if !recorded[i].same_as(&actual[i]) {
+        if recorded[i] != actual[i] {
             return Divergence::HostCall {
                 index: i as u64,
                 expected: Some(view_of_recorded(&recorded[i])),
-                actual: Some(view_of(&actual[i])),
+                actual: Some(view_of_recorded(&actual[i])),
             };
         }
     }
@@ -323,7 +416,7 @@ fn locate(
         return Divergence::HostCall {
             index: n as u64,
             expected: recorded.get(n).map(view_of_recorded),
-            actual: actual.get(n).map(view_of),
+            actual: actual.get(n).map(view_of_recorded),
         };
     }
     if !both_complete {
@@ -331,7 +424,7 @@ fn locate(
         // Matched by call index: a run with more calls may have thinned its checkpoints
         // further, so a recorded one without a counterpart is skipped.
         let mine: std::collections::BTreeMap<u64, (u64, u64, String)> = trail
-            .checkpoints()
+            .checkpoints
             .iter()
             .map(|c| (c.calls, (c.calls, c.fuel, format!("blake3:{}", c.hash))))
             .collect();
@@ -352,12 +445,12 @@ fn locate(
             }
             prev = (a.0, a.1);
         }
-        if rec.outcome.calls != trail.total()
-            || rec.outcome.trail_hash != format!("blake3:{}", trail.hash())
+        if rec.outcome.calls != trail.total
+            || rec.outcome.trail_hash != format!("blake3:{}", trail.hash)
         {
             return Divergence::CallWindow {
                 from_call: prev.0,
-                to_call: rec.outcome.calls.max(trail.total()),
+                to_call: rec.outcome.calls.max(trail.total),
                 from_fuel: prev.1,
             };
         }
@@ -382,7 +475,7 @@ pub async fn replay(
     path: &Path,
     opts: &ReplayOptions,
 ) -> Result<ReplayReport, ReplayError> {
-    let temp_root = engine.config().temp_root.clone();
+    let temp_root = engine.work_dir().to_path_buf();
     let (record, src) = load(path, opts, &temp_root)?;
     let mut notes = Vec::new();
 
@@ -470,24 +563,43 @@ pub async fn replay(
         Some(b) => src.blob(b)?,
         None => Vec::new(),
     };
-    let mut rebuilt = Vec::new();
+    // The caps of a fresh run's staging (all inputs together), on every listing, before any
+    // of their blobs is read or anything is written.
+    let mut budget = stage::StageBudget::default();
+    let mut trees = Vec::new();
     for d in &record.inputs.dirs {
-        crate::policy::GuestPath::new(&d.guest)
+        let guest = crate::policy::GuestPath::new(&d.guest)
             .map_err(|e| refuse(format!("the record names an invalid guest path: {e}")))?;
         let tree: Tree = serde_json::from_slice(&src.blob(&d.tree)?)
             .map_err(|e| refuse(format!("the record's input listing is malformed: {e}")))?;
+        let sizes: Vec<(&str, u64)> = tree
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.contents.size))
+            .collect();
+        stage::check_listing(&tree.dirs, &sizes, &mut budget)
+            .map_err(|e| refuse(format!("the record's input listing is refused: {e}")))?;
+        trees.push((guest, tree));
+    }
+    // Input directories are rebuilt from blobs into fresh private directories, then granted
+    // read-only like any input (the sandbox stages its own copy of each).
+    let mut rebuilt = Vec::new();
+    let mut dirs = Vec::new();
+    for (guest, tree) in trees {
         let mut files = Vec::new();
         for f in &tree.files {
             files.push((f.path.clone(), src.blob(&f.contents)?));
         }
         let dir = stage::rebuild_dir(&temp_root, &tree.dirs, &files)?;
-        rebuilt.push((d.guest.clone(), dir));
+        dirs.push(read_only(&dir, guest));
+        rebuilt.push(dir);
     }
     for g in &record.inputs.rw_dirs {
-        crate::policy::GuestPath::new(g)
+        let guest = crate::policy::GuestPath::new(g)
             .map_err(|e| refuse(format!("the record names an invalid guest path: {e}")))?;
         let dir = stage::rebuild_dir(&temp_root, &[], &[])?;
-        rebuilt.push((g.clone(), dir));
+        dirs.push(read_only(&dir, guest));
+        rebuilt.push(dir);
     }
     let recorded_events = match &record.trail {
         Some(b) => trail::decode(&src.blob(b)?)
@@ -499,30 +611,24 @@ pub async fn replay(
         Some(b) => Some(std::sync::Arc::<[u8]>::from(src.blob(b)?)),
         None => None,
     };
-    let mut builder = engine
-        .sandbox(&module, &policy)
-        .argv0(argv[0].clone())
-        .args(argv[1..].iter().cloned())
-        .stdin(stdin.clone())
-        .input(input.clone())
-        .seed(record.inputs.seed);
-    for (k, v) in &env {
-        builder = builder.env(k.clone(), v.clone());
-    }
-    let sandbox = builder
-        .build()
-        .map_err(|e| refuse(format!("the recorded inputs are invalid: {e}")))?;
-    let inputs = RunInputs {
-        argv,
+    let invocation = Invocation {
+        args: argv[1..].to_vec(),
         env,
         stdin,
+        dirs,
         seed: record.inputs.seed,
         input,
-        inputs: Vec::new(),
-        rw_dirs: Vec::new(),
     };
-    let finished = sandbox.run_rebuilt(rebuilt, inputs).await?;
-    let fields = differing_fields(&record, &finished.report, &finished.trail);
+    let program = Program::from_module(module, Language::Wasm, argv[0].clone());
+    let outcome = job::run(engine, &program, &policy, &invocation, Recording::Trail).await?;
+    drop(rebuilt);
+    let Some(trail) = outcome.trail() else {
+        return Err(refuse(format!(
+            "the recorded inputs are invalid: {}",
+            outcome.report.message
+        )));
+    };
+    let fields = differing_fields(&record, &outcome.report, trail);
     let identical = fields.is_empty() && record.outcome.deterministic;
     let divergence = if identical {
         None
@@ -530,13 +636,13 @@ pub async fn replay(
         Some(locate(
             &record,
             &recorded_events,
-            &finished.trail,
+            trail,
             fields,
-            &finished.report,
+            &outcome.report,
         ))
     };
     Ok(ReplayReport {
-        report: finished.report,
+        report: outcome.report,
         identical,
         divergence,
         notes,
@@ -563,16 +669,13 @@ fn sanitize_name(s: &str) -> String {
 pub fn bundle(
     record_path: &Path,
     out: &Path,
-    store: Option<Store>,
+    store: Option<RecordStore>,
 ) -> Result<PathBuf, ReplayError> {
-    let bytes = std::fs::read(record_path)
+    let bytes = crate::hostfs::read_bounded(record_path, MAX_RECORD_BYTES as u64)
         .map_err(|e| refuse(format!("cannot read `{}`: {e}", record_path.display())))?;
-    if bytes.len() > MAX_RECORD_BYTES {
-        return Err(refuse("the record is too large"));
-    }
     let store = store
-        .or_else(|| Store::containing(record_path))
-        .or_else(|| Store::default_location().map(Store::new))
+        .or_else(|| RecordStore::containing(record_path))
+        .or_else(|| RecordStore::default_location().map(RecordStore::new))
         .ok_or_else(|| refuse("cannot find the record's store (hint: `--store DIR`)"))?;
     bundle::write(&bytes, &store, out)?;
     Ok(out.to_path_buf())

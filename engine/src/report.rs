@@ -4,12 +4,72 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use crate::verdict::Verdict;
+use crate::verdict::{LimitKind, TrapKind, Verdict};
+
+/// Which walls were up for a run: the report's `isolation` object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Walls {
+    /// The guest ran in a worker process, not in the caller's.
+    pub process: bool,
+    /// `PR_SET_NO_NEW_PRIVS` was set.
+    pub no_new_privs: bool,
+    /// The seccomp allow-list was installed.
+    pub seccomp: bool,
+    /// The Landlock ABI the worker's ruleset was enforced with (0: none).
+    pub landlock: u8,
+    /// The worker had a network namespace of its own (no interfaces but a down loopback).
+    pub netns: bool,
+    /// The worker's rlimits were set (core files, open files, file size, address space).
+    pub rlimits: bool,
+}
+
+impl Walls {
+    /// Whether the wall named `name` (one of [`policy::WALLS`](crate::policy::WALLS)) was
+    /// up.
+    pub fn has(&self, name: &str) -> bool {
+        match name {
+            "process" => self.process,
+            "no_new_privs" => self.no_new_privs,
+            "seccomp" => self.seccomp,
+            "landlock" => self.landlock > 0,
+            "netns" => self.netns,
+            "rlimits" => self.rlimits,
+            _ => false,
+        }
+    }
+}
+
+/// The JSON form of a [`RunReport`], derived: the contract's keys and types.
+#[derive(serde::Serialize)]
+struct ReportJson<'a> {
+    verdict: &'static str,
+    exit_code: Option<i32>,
+    limit: Option<&'static str>,
+    trap: Option<&'static str>,
+    message: &'a str,
+    stdout: std::borrow::Cow<'a, str>,
+    stderr: std::borrow::Cow<'a, str>,
+    stdout_truncated: bool,
+    stderr_truncated: bool,
+    fuel_consumed: u64,
+    module_hash: Option<String>,
+    record: Option<&'a str>,
+    deterministic: bool,
+    calls: &'a CallSummary,
+    diagnostics: Option<&'a str>,
+    trail_hash: Option<&'a str>,
+    result: Option<&'a str>,
+    metrics: &'a BTreeMap<String, f64>,
+    isolation: Walls,
+    wall_time_ms: f64,
+}
 
 /// blake3 hash of a module's bytes, shown as `blake3:<hex>`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ModuleHash(pub [u8; 32]);
 
 impl ModuleHash {
@@ -40,7 +100,7 @@ impl fmt::Debug for ModuleHash {
 }
 
 /// Counts of the guest's host calls, from the gate's audit trail.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallSummary {
     /// Total host calls.
     pub total: u64,
@@ -51,7 +111,7 @@ pub struct CallSummary {
 }
 
 /// Everything a run produced. Returned inside `Ok` for every guest outcome.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct RunReport {
     /// How the run ended.
@@ -84,6 +144,8 @@ pub struct RunReport {
     pub result: Option<String>,
     /// Metrics the guest reported (`corral_v1::metric`).
     pub metrics: BTreeMap<String, f64>,
+    /// Which walls were up (not part of the deterministic report).
+    pub isolation: Walls,
 }
 
 impl RunReport {
@@ -106,6 +168,7 @@ impl RunReport {
             trail_hash: None,
             result: None,
             metrics: BTreeMap::new(),
+            isolation: Walls::default(),
         }
     }
 
@@ -113,68 +176,49 @@ impl RunReport {
     pub fn deterministic(&self) -> bool {
         !matches!(
             self.verdict,
-            Verdict::Limit(crate::LimitKind::WallTime) | Verdict::HostError(_)
+            Verdict::Limit(LimitKind::WallTime) | Verdict::HostError(_)
         )
     }
 
-    /// The JSON object of INTERFACE.md: every documented key, `null` where it does not apply,
-    /// plus `calls`, `deterministic`, `diagnostics`, `trail_hash` and `wall_time_ms`.
+    /// The JSON object of the contract (docs/interface.md): every documented key, `null`
+    /// where it does not apply, plus `calls`, `deterministic`, `diagnostics`, `trail_hash`,
+    /// `result`, `metrics` and `wall_time_ms`. Keys come out sorted.
     pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("verdict".into(), json!(self.verdict.kind()));
-        m.insert("exit_code".into(), json!(self.verdict.exit_code()));
-        m.insert(
-            "limit".into(),
-            json!(self.verdict.limit().map(|l| l.as_str())),
-        );
-        m.insert(
-            "trap".into(),
-            json!(self.verdict.trap().map(|t| t.as_str())),
-        );
-        m.insert("message".into(), json!(self.message));
-        m.insert(
-            "stdout".into(),
-            json!(String::from_utf8_lossy(&self.stdout)),
-        );
-        m.insert(
-            "stderr".into(),
-            json!(String::from_utf8_lossy(&self.stderr)),
-        );
-        m.insert("stdout_truncated".into(), json!(self.stdout_truncated));
-        m.insert("stderr_truncated".into(), json!(self.stderr_truncated));
-        m.insert("fuel_consumed".into(), json!(self.fuel_consumed));
-        m.insert(
-            "module_hash".into(),
-            json!(self.module_hash.map(|h| h.to_string())),
-        );
-        m.insert("record".into(), json!(self.record));
-        m.insert("deterministic".into(), json!(self.deterministic()));
-        m.insert(
-            "calls".into(),
-            json!({
-                "total": self.calls.total,
-                "denials": self.calls.denials,
-                "per_function": self.calls.per_function,
-            }),
-        );
-        m.insert("diagnostics".into(), json!(self.diagnostics));
-        m.insert("trail_hash".into(), json!(self.trail_hash));
-        m.insert("result".into(), json!(self.result));
-        m.insert("metrics".into(), json!(self.metrics));
-        m.insert(
-            "wall_time_ms".into(),
-            json!(self.wall_time.as_secs_f64() * 1000.0),
-        );
-        Value::Object(m)
+        let v = &self.verdict;
+        let view = ReportJson {
+            verdict: v.kind(),
+            exit_code: v.exit_code(),
+            limit: v.limit().map(LimitKind::as_str),
+            trap: v.trap().map(TrapKind::as_str),
+            message: &self.message,
+            stdout: String::from_utf8_lossy(&self.stdout),
+            stderr: String::from_utf8_lossy(&self.stderr),
+            stdout_truncated: self.stdout_truncated,
+            stderr_truncated: self.stderr_truncated,
+            fuel_consumed: self.fuel_consumed,
+            module_hash: self.module_hash.map(|h| h.to_string()),
+            record: self.record.as_deref(),
+            deterministic: self.deterministic(),
+            calls: &self.calls,
+            diagnostics: self.diagnostics.as_deref(),
+            trail_hash: self.trail_hash.as_deref(),
+            result: self.result.as_deref(),
+            metrics: &self.metrics,
+            isolation: self.isolation,
+            wall_time_ms: self.wall_time.as_secs_f64() * 1000.0,
+        };
+        // A struct of strings, numbers, booleans and maps with string keys always serialises.
+        serde_json::to_value(view).unwrap_or(Value::Null)
     }
 
     /// The deterministic part of the report, for comparing two runs: the JSON without
-    /// `record` and `wall_time_ms`.
+    /// `record`, `wall_time_ms` and `isolation` (where it ran is not what it did).
     pub fn deterministic_json(&self) -> Value {
         let mut v = self.to_json();
         if let Value::Object(m) = &mut v {
             m.remove("record");
             m.remove("wall_time_ms");
+            m.remove("isolation");
         }
         v
     }

@@ -33,7 +33,10 @@ impl fmt::Display for GateStop {
 impl std::error::Error for GateStop {}
 
 /// How a run ended. Guest misbehaviour is always a verdict, never an `Err`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, strum::IntoStaticStr, serde::Serialize, serde::Deserialize,
+)]
+#[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum Verdict {
     /// The guest completed with exit code 0.
@@ -57,7 +60,21 @@ pub enum Verdict {
 }
 
 /// Kinds of trap, named as in the JSON report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::EnumIter,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum TrapKind {
     /// `unreachable` executed (also Rust `panic!` with `panic=abort`, C `abort()`).
@@ -88,7 +105,21 @@ pub enum TrapKind {
 }
 
 /// Which limit ended (or degraded) a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::EnumIter,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum LimitKind {
     /// The deterministic fuel budget.
@@ -114,25 +145,12 @@ pub enum LimitKind {
 impl TrapKind {
     /// The snake_case name used in reports.
     pub fn as_str(self) -> &'static str {
-        match self {
-            TrapKind::Unreachable => "unreachable",
-            TrapKind::StackOverflow => "stack_overflow",
-            TrapKind::MemoryOutOfBounds => "memory_out_of_bounds",
-            TrapKind::HeapMisaligned => "heap_misaligned",
-            TrapKind::TableOutOfBounds => "table_out_of_bounds",
-            TrapKind::IndirectCallToNull => "indirect_call_to_null",
-            TrapKind::BadSignature => "bad_signature",
-            TrapKind::IntegerOverflow => "integer_overflow",
-            TrapKind::IntegerDivideByZero => "integer_divide_by_zero",
-            TrapKind::BadConversionToInteger => "bad_conversion_to_integer",
-            TrapKind::BadHostCall => "bad_host_call",
-            TrapKind::Other => "other",
-        }
+        self.into()
     }
 
     /// Parses the snake_case name.
     pub fn from_name(s: &str) -> Option<TrapKind> {
-        ALL_TRAPS.iter().copied().find(|k| k.as_str() == s)
+        s.parse().ok()
     }
 
     fn describe(self) -> &'static str {
@@ -153,81 +171,22 @@ impl TrapKind {
     }
 }
 
-const ALL_TRAPS: [TrapKind; 12] = [
-    TrapKind::Unreachable,
-    TrapKind::StackOverflow,
-    TrapKind::MemoryOutOfBounds,
-    TrapKind::HeapMisaligned,
-    TrapKind::TableOutOfBounds,
-    TrapKind::IndirectCallToNull,
-    TrapKind::BadSignature,
-    TrapKind::IntegerOverflow,
-    TrapKind::IntegerDivideByZero,
-    TrapKind::BadConversionToInteger,
-    TrapKind::BadHostCall,
-    TrapKind::Other,
-];
-
-const ALL_LIMITS: [LimitKind; 9] = [
-    LimitKind::Fuel,
-    LimitKind::WallTime,
-    LimitKind::Memory,
-    LimitKind::Table,
-    LimitKind::Stdout,
-    LimitKind::Stderr,
-    LimitKind::FsBytes,
-    LimitKind::FsFiles,
-    LimitKind::OpenFiles,
-];
-
 impl LimitKind {
     /// The snake_case name used in reports.
     pub fn as_str(self) -> &'static str {
-        match self {
-            LimitKind::Fuel => "fuel",
-            LimitKind::WallTime => "wall_time",
-            LimitKind::Memory => "memory",
-            LimitKind::Table => "table",
-            LimitKind::Stdout => "stdout",
-            LimitKind::Stderr => "stderr",
-            LimitKind::FsBytes => "fs_bytes",
-            LimitKind::FsFiles => "fs_files",
-            LimitKind::OpenFiles => "open_files",
-        }
+        self.into()
     }
 
     /// Parses the snake_case name.
     pub fn from_name(s: &str) -> Option<LimitKind> {
-        ALL_LIMITS.iter().copied().find(|k| k.as_str() == s)
-    }
-}
-
-impl fmt::Display for TrapKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for LimitKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        s.parse().ok()
     }
 }
 
 impl Verdict {
     /// The `verdict` string of the JSON report.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Verdict::Ok => "ok",
-            Verdict::Exit(_) => "exit",
-            Verdict::Trap(_) => "trap",
-            Verdict::Limit(_) => "limit",
-            Verdict::Denied(_) => "denied",
-            Verdict::Rejected(_) => "rejected",
-            Verdict::CompileError(_) => "compile_error",
-            Verdict::InvalidInput(_) => "invalid_input",
-            Verdict::HostError(_) => "host_error",
-        }
+        self.into()
     }
 
     /// The guest's exit code, for `ok` (0) and `exit`.
@@ -255,14 +214,25 @@ impl Verdict {
         }
     }
 
-    /// The exit status of `corral run` for this verdict (INTERFACE.md).
-    pub fn process_exit_status(&self) -> i32 {
+    /// The exit status of `corral run` for this verdict ([`crate::exit`]).
+    pub fn process_exit_status(&self) -> u8 {
         match self {
-            Verdict::Ok => 0,
-            Verdict::InvalidInput(_) => 2,
-            Verdict::HostError(_) => 70,
-            _ => 1,
+            Verdict::Ok => crate::exit::OK,
+            Verdict::InvalidInput(_) => crate::exit::INVALID,
+            Verdict::HostError(_) => crate::exit::HOST,
+            _ => crate::exit::GUEST,
         }
+    }
+
+    /// Whether this verdict came from running the guest (as opposed to never starting it).
+    pub fn ran(&self) -> bool {
+        !matches!(
+            self,
+            Verdict::Rejected(_)
+                | Verdict::CompileError(_)
+                | Verdict::InvalidInput(_)
+                | Verdict::HostError(_)
+        )
     }
 }
 
@@ -286,11 +256,30 @@ impl LimitFlags {
     }
 }
 
+/// What the sandbox observed of a run, beyond its result.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct RunFacts {
+    /// Guest code started running (a start function or the entry point).
+    pub(crate) guest_ran: bool,
+    /// A gate function passed on a trap from a delegated call that the gate did not itself
+    /// attribute to the guest.
+    pub(crate) gate_trapped: bool,
+}
+
 /// Classifies the outcome of running the guest's entry point.
 ///
 /// `limits` are the limits noted during the run; a noted limit wins over whatever the guest
 /// did afterwards (INTERFACE.md: "any limit reached is the verdict").
-pub(crate) fn classify(result: &wasmtime::Result<()>, limits: &LimitFlags) -> Verdict {
+///
+/// An error of no known type is the guest's fault when guest code was running and the error
+/// did not come out of a gate function: wasmtime raises such errors at the boundary of a
+/// host call on the guest's behalf (a forged or stale resource handle, a full handle table,
+/// a result its `cabi_realloc` placed out of bounds). Anything else unknown is `host_error`.
+pub(crate) fn classify(
+    result: &wasmtime::Result<()>,
+    limits: &LimitFlags,
+    facts: RunFacts,
+) -> Verdict {
     let err = match result {
         Ok(()) => return limits.first().map_or(Verdict::Ok, Verdict::Limit),
         Err(e) => e,
@@ -322,6 +311,17 @@ pub(crate) fn classify(result: &wasmtime::Result<()>, limits: &LimitFlags) -> Ve
         };
     }
     if err.downcast_ref::<wiggle::GuestError>().is_some() {
+        return Verdict::Trap(TrapKind::BadHostCall);
+    }
+    if let Some(e) = err.downcast_ref::<wasmtime::component::ResourceTableError>() {
+        return match e {
+            // The gate caps the resources a run may hold (`MAX_HANDLES`).
+            wasmtime::component::ResourceTableError::Full => Verdict::Limit(LimitKind::OpenFiles),
+            // A handle of the wrong type or one already gone, passed by the guest.
+            _ => Verdict::Trap(TrapKind::BadHostCall),
+        };
+    }
+    if facts.guest_ran && !facts.gate_trapped {
         return Verdict::Trap(TrapKind::BadHostCall);
     }
     Verdict::HostError(host_error_message(err))
@@ -385,8 +385,91 @@ fn limit_message(kind: LimitKind, policy: &crate::Policy) -> String {
             "the guest reached the quota of {} created files",
             l.fs_files
         ),
-        LimitKind::OpenFiles => {
-            format!("the guest reached the limit of {} open files", l.open_files)
+        LimitKind::OpenFiles => format!(
+            "the guest reached the limit of {} open files (or of {} resource handles)",
+            l.open_files,
+            crate::capability::rules::MAX_HANDLES
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strum::IntoEnumIterator;
+
+    use super::*;
+
+    /// The names are the contract (docs/interface.md): they must not change by accident.
+    #[test]
+    fn names_are_the_contract() {
+        let traps: Vec<&str> = TrapKind::iter().map(TrapKind::as_str).collect();
+        assert_eq!(
+            traps,
+            [
+                "unreachable",
+                "stack_overflow",
+                "memory_out_of_bounds",
+                "heap_misaligned",
+                "table_out_of_bounds",
+                "indirect_call_to_null",
+                "bad_signature",
+                "integer_overflow",
+                "integer_divide_by_zero",
+                "bad_conversion_to_integer",
+                "bad_host_call",
+                "other"
+            ]
+        );
+        let limits: Vec<&str> = LimitKind::iter().map(LimitKind::as_str).collect();
+        assert_eq!(
+            limits,
+            [
+                "fuel",
+                "wall_time",
+                "memory",
+                "table",
+                "stdout",
+                "stderr",
+                "fs_bytes",
+                "fs_files",
+                "open_files"
+            ]
+        );
+        for t in TrapKind::iter() {
+            assert_eq!(TrapKind::from_name(t.as_str()), Some(t));
+            assert_eq!(t.to_string(), t.as_str());
         }
+        for l in LimitKind::iter() {
+            assert_eq!(LimitKind::from_name(l.as_str()), Some(l));
+        }
+        let kinds: Vec<&str> = [
+            Verdict::Ok,
+            Verdict::Exit(3),
+            Verdict::Trap(TrapKind::Other),
+            Verdict::Limit(LimitKind::Fuel),
+            Verdict::Denied(String::new()),
+            Verdict::Rejected(String::new()),
+            Verdict::CompileError(String::new()),
+            Verdict::InvalidInput(String::new()),
+            Verdict::HostError(String::new()),
+        ]
+        .iter()
+        .map(Verdict::kind)
+        .collect();
+        assert_eq!(
+            kinds,
+            [
+                "ok",
+                "exit",
+                "trap",
+                "limit",
+                "denied",
+                "rejected",
+                "compile_error",
+                "invalid_input",
+                "host_error"
+            ]
+        );
+        assert_eq!(TrapKind::from_name("Unreachable"), None);
     }
 }

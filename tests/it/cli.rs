@@ -50,10 +50,30 @@ pub fn trials() -> Vec<Trial> {
     ));
     t.push(Trial::test("cli::json::denied", denied));
     t.push(Trial::test("cli::check", check_cmd));
+    t.push(Trial::test(
+        "cli::issue_11_check_rejects_what_run_cannot_instantiate",
+        check_uninstantiable,
+    ));
     t.push(Trial::test("cli::help_mentions_every_option", help));
     t.push(Trial::test("cli::bad_option_exits_2", bad_option));
     t.push(Trial::test("cli::args_env_stdin", args_env_stdin));
     t.push(Trial::test("cli::nul_in_arg_is_invalid_input", nul_arg));
+    t.push(Trial::test(
+        "cli::untrusted_files_are_bounded",
+        untrusted_files,
+    ));
+    t.push(Trial::test(
+        "cli::nothing_left_in_the_temp_dir",
+        nothing_left_behind,
+    ));
+    t.push(Trial::test(
+        "cli::killed_runs_are_swept_by_the_next",
+        killed_runs_are_swept,
+    ));
+    t.push(Trial::test(
+        "cli::record_store_links_are_not_followed",
+        record_store_links,
+    ));
     t
 }
 
@@ -265,6 +285,43 @@ fn check_cmd() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Issue 11: `corral check` rejects a module no run could instantiate (two tables; a
+/// component creating 100 core instances), and `run` agrees: rejected, never host_error.
+fn check_uninstantiable() -> Result<(), Failed> {
+    let d = tmpdir()?;
+    let instances: String = (0..99)
+        .map(|_| "(core instance (instantiate $m))")
+        .collect();
+    std::fs::write(
+        d.path().join("t.wat"),
+        "(module (memory (export \"memory\") 1) (table 1 funcref) (table 1 funcref) (func (export \"_start\")))",
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(
+        d.path().join("c.wat"),
+        format!(
+            "(component (core module $m) {instances} (core module $main (func (export \"run\") (result i32) (i32.const 0))) (core instance $mi (instantiate $main)) (func $run (result (result)) (canon lift (core func $mi \"run\"))) (instance $r (export \"run\" (func $run))) (export \"wasi:cli/run@0.2.0\" (instance $r)))"
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    for (file, says) in [("t.wat", "2 tables"), ("c.wat", "100 core instances")] {
+        for cmd in [&["check"][..], &["run", "--no-record"][..]] {
+            let out = corral()
+                .current_dir(d.path())
+                .args(cmd)
+                .args([file, "--json"])
+                .output()
+                .map_err(|e| e.to_string())?;
+            let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+            let msg = v["message"].as_str().unwrap_or("");
+            if v["verdict"] != "rejected" || !msg.contains(says) || out.status.code() != Some(1) {
+                return Err(format!("`corral {} {file}`: {v}", cmd[0]).into());
+            }
+        }
+    }
+    Ok(())
+}
+
 fn help() -> Result<(), Failed> {
     let cases: [(&[&str], &[&str]); 3] = [
         (&["--help"], &["run", "check"]),
@@ -369,6 +426,333 @@ fn nul_arg() -> Result<(), Failed> {
     let (out, v) = run_json(d.path(), "m.wat", &["--env", "=x"])?;
     if v["verdict"] != "invalid_input" || out.status.code() != Some(2) {
         return Err(format!("empty env name must be invalid input: {v}").into());
+    }
+    Ok(())
+}
+
+/// Runs `cmd` and waits at most `secs` for it (killed after that).
+fn output_within(mut cmd: Command, secs: u64) -> Result<Output, Failed> {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
+            return child
+                .wait_with_output()
+                .map_err(|e| Failed::from(e.to_string()));
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{cmd:?} did not finish within {secs} s").into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Files a user (or an agent) names may be symlinks to `/dev/zero`, FIFOs, or too large:
+/// each is refused at once with exit status 2, never read until memory runs out or waited on
+/// (threat RE-41).
+fn untrusted_files() -> Result<(), Failed> {
+    let d = tmpdir()?;
+    let p = |n: &str| d.path().join(n);
+    std::os::unix::fs::symlink("/dev/zero", p("solution.py")).map_err(|e| e.to_string())?;
+    std::os::unix::fs::symlink("/dev/zero", p("zero.toml")).map_err(|e| e.to_string())?;
+    std::os::unix::fs::symlink("/dev/zero", p("record.json")).map_err(|e| e.to_string())?;
+    let fifo = std::ffi::CString::new(p("fifo.wat").to_string_lossy().as_bytes())
+        .map_err(|e| e.to_string())?;
+    // SAFETY: a valid NUL-terminated path.
+    #[expect(unsafe_code, reason = "mkfifo for the test")]
+    let r = unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) };
+    if r != 0 {
+        return Err("mkfifo failed".into());
+    }
+    std::fs::write(p("ok.wat"), "(module (func (export \"_start\")))")
+        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        p("tiny.toml"),
+        "extends = \"strict\"\n[limits]\nstdin_bytes = 10\n",
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(p("eleven.txt"), "0123456789\n").map_err(|e| e.to_string())?;
+    std::fs::write(p("ten.txt"), "012345678\n").map_err(|e| e.to_string())?;
+    let cases: [(&str, &[&str], &str); 7] = [
+        (
+            "source -> /dev/zero",
+            &["run", "solution.py", "--json"],
+            "not a regular file",
+        ),
+        (
+            "source is a FIFO",
+            &["run", "fifo.wat", "--json"],
+            "not a regular file",
+        ),
+        (
+            "policy -> /dev/zero",
+            &["run", "ok.wat", "--json", "--policy", "./zero.toml"],
+            "not a regular file",
+        ),
+        (
+            "stdin is /dev/zero",
+            &["run", "ok.wat", "--json", "--stdin", "/dev/zero"],
+            "not a regular file",
+        ),
+        (
+            "stdin over the policy's cap",
+            &[
+                "run",
+                "ok.wat",
+                "--json",
+                "--policy",
+                "tiny.toml",
+                "--stdin",
+                "eleven.txt",
+            ],
+            "more than the 10 allowed",
+        ),
+        (
+            "check: source -> /dev/zero",
+            &["check", "solution.py", "--json"],
+            "not a regular file",
+        ),
+        (
+            "replay of /dev/zero",
+            &["replay", "record.json", "--json"],
+            "not a regular file",
+        ),
+    ];
+    for (what, args, message) in cases {
+        let mut cmd = corral();
+        cmd.current_dir(d.path()).args(args);
+        let out = output_within(cmd, 20)?;
+        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+            format!(
+                "{what}: stdout is not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })?;
+        if out.status.code() != Some(2) || v["verdict"] != "invalid_input" {
+            return Err(format!("{what}: status {:?}, report {v}", out.status.code()).into());
+        }
+        if !v["message"].as_str().unwrap_or("").contains(message) {
+            return Err(format!("{what}: message does not say `{message}`: {v}").into());
+        }
+    }
+    // At the cap is fine, from a file and from a pipe; over it from a pipe is refused.
+    let mut cmd = corral();
+    cmd.current_dir(d.path())
+        .args([
+            "run",
+            "ok.wat",
+            "--json",
+            "--no-record",
+            "--policy",
+            "tiny.toml",
+        ])
+        .args(["--stdin", "ten.txt"]);
+    let out = output_within(cmd, 20)?;
+    if out.status.code() != Some(0) {
+        return Err(format!("stdin at the cap was refused: {:?}", out.status.code()).into());
+    }
+    for (bytes, status) in [(&b"012345678\n"[..], 0), (&b"0123456789\n"[..], 2)] {
+        use std::io::Write;
+        let mut child = corral()
+            .current_dir(d.path())
+            .args([
+                "run",
+                "ok.wat",
+                "--json",
+                "--no-record",
+                "--policy",
+                "tiny.toml",
+            ])
+            .args(["--stdin", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        if let Some(mut i) = child.stdin.take() {
+            i.write_all(bytes).map_err(|e| e.to_string())?;
+        }
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if out.status.code() != Some(status) {
+            return Err(format!(
+                "{} bytes on a pipe: status {:?}, want {status}",
+                bytes.len(),
+                out.status.code()
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The entries of `dir`, sorted.
+fn entries(dir: &Path) -> Result<Vec<String>, Failed> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// A run with a scratch dir and a staged input dir leaves nothing in `CORRAL_TMPDIR`
+/// (threat RE-40: an empty `corral-scratch-*` used to pile up per run).
+fn nothing_left_behind() -> Result<(), Failed> {
+    let d = tmpdir()?;
+    let tmp = d.path().join("tmp");
+    std::fs::create_dir_all(d.path().join("in/sub")).map_err(|e| e.to_string())?;
+    std::fs::write(d.path().join("in/sub/a.txt"), "x").map_err(|e| e.to_string())?;
+    std::fs::write(
+        d.path().join("ok.wat"),
+        "(module (func (export \"_start\")))",
+    )
+    .map_err(|e| e.to_string())?;
+    for args in [
+        &[
+            "run",
+            "ok.wat",
+            "--policy",
+            "standard",
+            "--dir",
+            "in::/in",
+            "--no-record",
+        ][..],
+        &["check", "ok.wat", "--policy", "standard"][..],
+        &["run", "missing.wat", "--policy", "standard"][..],
+    ] {
+        let mut cmd = corral();
+        cmd.current_dir(d.path())
+            .env("CORRAL_TMPDIR", &tmp)
+            .args(args);
+        output_within(cmd, 60)?;
+        let left = entries(&tmp).unwrap_or_default();
+        if !left.is_empty() {
+            return Err(
+                format!("`corral {}` left {left:?} in its temp dir", args.join(" ")).into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A run killed with SIGKILL cannot clean up; the next corral removes what it left (its
+/// scratch dir and the private copy of its inputs), and nothing of a live run.
+fn killed_runs_are_swept() -> Result<(), Failed> {
+    let d = tmpdir()?;
+    let tmp = d.path().join("tmp");
+    std::fs::create_dir_all(d.path().join("in")).map_err(|e| e.to_string())?;
+    std::fs::write(d.path().join("in/secret-input.txt"), "input").map_err(|e| e.to_string())?;
+    std::fs::write(
+        d.path().join("spin.wat"),
+        "(module (func (export \"_start\") (loop br 0)))",
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(
+        d.path().join("ok.wat"),
+        "(module (func (export \"_start\")))",
+    )
+    .map_err(|e| e.to_string())?;
+    let mut child = corral()
+        .current_dir(d.path())
+        .env("CORRAL_TMPDIR", &tmp)
+        .args([
+            "run",
+            "spin.wat",
+            "--policy",
+            "standard",
+            "--dir",
+            "in::/in",
+            "--no-record",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    // Wait until the run has staged its input (a copy of the file exists under tmp).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let staged = loop {
+        let found = crate::support::snapshot(&tmp, &[])
+            .keys()
+            .any(|p| p.ends_with("secret-input.txt"));
+        if found {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    if !staged {
+        return Err("the spinning run never staged its input".into());
+    }
+    if entries(&tmp)?.is_empty() {
+        return Err("the killed run left nothing (the test proves nothing)".into());
+    }
+    let mut cmd = corral();
+    cmd.current_dir(d.path())
+        .env("CORRAL_TMPDIR", &tmp)
+        .args(["run", "ok.wat", "--no-record"]);
+    let out = output_within(cmd, 60)?;
+    if out.status.code() != Some(0) {
+        return Err(format!("the next run failed: {:?}", out.status.code()).into());
+    }
+    let left = entries(&tmp)?;
+    if !left.is_empty() {
+        return Err(format!("the killed run's files were not swept: {left:?}").into());
+    }
+    Ok(())
+}
+
+/// Links planted inside a record store never redirect its writes (threat RT-40).
+fn record_store_links() -> Result<(), Failed> {
+    let d = tmpdir()?;
+    let outside = d.path().join("outside");
+    std::fs::create_dir_all(&outside).map_err(|e| e.to_string())?;
+    std::fs::write(
+        d.path().join("ok.wat"),
+        "(module (func (export \"_start\")))",
+    )
+    .map_err(|e| e.to_string())?;
+    for planted in ["records", "blobs"] {
+        let store = d.path().join(format!("store-{planted}"));
+        std::fs::create_dir_all(&store).map_err(|e| e.to_string())?;
+        std::os::unix::fs::symlink(&outside, store.join(planted)).map_err(|e| e.to_string())?;
+        let mut cmd = corral();
+        cmd.current_dir(d.path())
+            .args(["run", "ok.wat", "--json", "--record-dir"])
+            .arg(&store);
+        let out = output_within(cmd, 60)?;
+        if out.status.code() != Some(0) {
+            return Err(format!("the run failed: {:?}", out.status.code()).into());
+        }
+        let left = crate::support::snapshot(&outside, &[]);
+        if !left.is_empty() {
+            return Err(format!(
+                "a link at store/{planted} redirected writes outside the store: {:?}",
+                left.keys().collect::<Vec<_>>()
+            )
+            .into());
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        if !v["record"].is_null() {
+            return Err(format!("a record was reported written: {v}").into());
+        }
+        if !String::from_utf8_lossy(&out.stderr).contains("never follows links") {
+            return Err(format!(
+                "no warning about the link: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
     }
     Ok(())
 }

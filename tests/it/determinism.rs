@@ -12,7 +12,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use corral::compile::Language;
-use corral::request::RunRequest;
+use corral::compile::Source;
+use corral::job::{self, Invocation, Recording};
 use corral::{Engine, EngineConfig, Policy};
 use libtest_mimic::{Failed, Trial};
 
@@ -57,9 +58,13 @@ fn fast_ticks(path: &str) -> Result<(), Failed> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let language = Language::from_path(&file).ok_or("unknown language")?;
-    let mut req = RunRequest::new(source, name, language, Policy::strict());
-    req.stdin = b"1 2 3 4 5 6 7 8 9 10\n".to_vec();
-    req.seed = 7;
+    let source = Source::new(source, name, language);
+    let policy = Policy::strict();
+    let invocation = Invocation {
+        stdin: b"1 2 3 4 5 6 7 8 9 10\n".to_vec(),
+        seed: 7,
+        ..Invocation::default()
+    };
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -69,7 +74,13 @@ fn fast_ticks(path: &str) -> Result<(), Failed> {
 
     let calm = engine(corral::EPOCH_TICK, dir.path())?;
     let want = rt
-        .block_on(calm.run_request(&req))
+        .block_on(job::run_source(
+            &calm,
+            &source,
+            &policy,
+            &invocation,
+            Recording::Off,
+        ))
         .map_err(|e| e.to_string())?
         .report;
     if want.verdict != corral::Verdict::Ok {
@@ -82,8 +93,15 @@ fn fast_ticks(path: &str) -> Result<(), Failed> {
     let reports = rt.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..6 {
-            let (busy, req) = (busy.clone(), req.clone());
-            tasks.push(tokio::spawn(async move { busy.run_request(&req).await }));
+            let (busy, source, policy, invocation) = (
+                busy.clone(),
+                source.clone(),
+                policy.clone(),
+                invocation.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                job::run_source(&busy, &source, &policy, &invocation, Recording::Off).await
+            }));
         }
         let mut out = Vec::new();
         for t in tasks {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use corral::eval::{self, CaseStatus, EvalOptions, Suite};
-use corral::record::Store;
+use corral::record::RecordStore as Store;
 use corral::{Engine, EngineConfig, LimitKind, TrapKind, Verdict};
 use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
@@ -17,6 +17,10 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("eval::guest_sdk_result_and_metrics", sdk_suite),
         Trial::test("eval::cli_json_and_junit", cli_json_junit),
         Trial::test("eval::invalid_suites", invalid_suites),
+        Trial::test(
+            "eval::junit_with_control_characters_parses_as_xml",
+            junit_control_characters,
+        ),
         Trial::test("humaneval::python_canonical_and_samples", humaneval_python),
         Trial::test(
             "humaneval::all_164_canonical_solutions_pass",
@@ -432,6 +436,81 @@ fn humaneval_rust() -> Result<(), Failed> {
         if !ok {
             return Err(format!("sample {note}: {r}").into());
         }
+    }
+    Ok(())
+}
+
+/// A guest that prints ANSI escapes, a NUL and other control characters, under case names,
+/// expectations and outputs full of them: the JUnit file must parse with a strict XML parser
+/// (Python's `xml.etree`), and nothing raw may reach a terminal line.
+const NOISY_WAT: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "\1b[31mred\00nul\07bell\1b[0m\0b\0c\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const 24))
+    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (drop (call $w (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+
+fn junit_control_characters() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    std::fs::write(dir.path().join("noisy.wat"), NOISY_WAT).map_err(|e| e.to_string())?;
+    let suite = r#"program = "noisy.wat"
+compare = "exact"
+
+[[case]]
+name = "pass \u001b[1mbold\u001b[0m"
+expect_stdout = "\u001b[31mred\u0000nul\u0007bell\u001b[0m\u000b\u000c\n"
+
+[[case]]
+name = "fail \u0000 nul \u001b]0;title\u0007 \u0008"
+expect_stdout = "\u001b[32mgreen\u0000\n"
+
+[[case]]
+name = "error \u001b[2J"
+limits = { fuel = 1 }
+"#;
+    std::fs::write(dir.path().join("suite.toml"), suite).map_err(|e| e.to_string())?;
+    let suite = Suite::load(&dir.path().join("suite.toml")).map_err(|e| e.to_string())?;
+    let results = run(&suite, dir.path(), None)?;
+    let statuses: Vec<String> = results.iter().map(|r| r.status.label()).collect();
+    if statuses != ["pass", "fail", "limit (fuel)"] {
+        return Err(format!("unexpected statuses {statuses:?}").into());
+    }
+    let xml = eval::junit::render("suite \u{1b}[4m\u{0}", &results);
+    let file = dir.path().join("junit.xml");
+    std::fs::write(&file, &xml).map_err(|e| e.to_string())?;
+    let script = "import sys, xml.etree.ElementTree as E\n\
+        t = E.parse(sys.argv[1]).getroot()\n\
+        cases = t.findall('.//testcase')\n\
+        print(len(cases), len(t.findall('.//failure')), len(t.findall('.//error')))\n\
+        print('|'.join(c.get('name') for c in cases))\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&file)
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the JUnit file does not parse as XML: {}\n{xml}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    if lines.next() != Some("3 1 1") {
+        return Err(format!("wrong testcase/failure/error counts: {text}").into());
+    }
+    let names = lines.next().unwrap_or("");
+    for want in ["pass ", "bold", "fail ", " nul ", "error "] {
+        if !names.contains(want) {
+            return Err(format!("case names lost `{want}`: {names:?}").into());
+        }
+    }
+    if xml.contains('\u{1b}') || xml.contains('\u{0}') || xml.contains("&#x") {
+        return Err(format!("raw or forbidden characters in the XML:\n{xml}").into());
     }
     Ok(())
 }

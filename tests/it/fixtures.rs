@@ -7,8 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use corral::compile::Language;
-use corral::request::RunRequest;
+use corral::compile::{Language, Source};
+use corral::job::{self, Invocation, Outcome, Recording};
+use corral::record::RecordStore;
 use corral::{DirGrant, Engine, EngineConfig, Policy, RunReport};
 use libtest_mimic::{Failed, Trial};
 use serde::Deserialize;
@@ -71,6 +72,13 @@ pub struct Expect {
     /// Empty directories created in the host root.
     #[serde(default)]
     empty_dirs: Vec<String>,
+    /// FIFOs (named pipes) created in the host root: nothing ever writes to them, so a host
+    /// that opens or reads one blocks.
+    #[serde(default)]
+    fifos: Vec<String>,
+    /// Unix-domain sockets bound in the host root (no one accepts on them).
+    #[serde(default)]
+    sockets: Vec<String>,
 
     verdict: String,
     #[serde(default)]
@@ -395,6 +403,27 @@ impl HostRoot {
                 }
             }
         }
+        for rel in &e.fifos {
+            let p = root.join(rel);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+                .map_err(|e| e.to_string())?;
+            // SAFETY: `c` is a valid NUL-terminated path.
+            #[expect(unsafe_code, reason = "mkfifo has no safe std wrapper")]
+            if unsafe { libc::mkfifo(c.as_ptr(), 0o644) } != 0 {
+                return Err(format!("mkfifo: {}", std::io::Error::last_os_error()).into());
+            }
+        }
+        for rel in &e.sockets {
+            let p = root.join(rel);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            // The socket file stays when the listener is dropped.
+            drop(std::os::unix::net::UnixListener::bind(&p).map_err(|e| e.to_string())?);
+        }
         for (rel, target) in &e.symlinks {
             let p = root.join(rel);
             if let Some(parent) = p.parent() {
@@ -411,7 +440,14 @@ impl HostRoot {
     }
 }
 
-fn request(f: &Fixture, root: &Path) -> Result<RunRequest, Failed> {
+/// A fixture's job: its source, policy and invocation.
+struct Request {
+    source: Source,
+    policy: Policy,
+    invocation: Invocation,
+}
+
+fn request(f: &Fixture, root: &Path) -> Result<Request, Failed> {
     let e = &f.expect;
     let policy = resolve_policy(f)?;
     let (source, name, language) = match (&f.source, &e.generate) {
@@ -427,11 +463,17 @@ fn request(f: &Fixture, root: &Path) -> Result<RunRequest, Failed> {
         (None, Some(g)) => (generate(g)?, format!("{}.wasm", f.name), Language::Wasm),
         (None, None) => return Err("no source".into()),
     };
-    let mut req = RunRequest::new(source, name, language, policy);
-    req.args = e.args.clone();
-    req.env = e.env.clone();
-    req.stdin = e.stdin.clone().unwrap_or_default().into_bytes();
-    req.seed = e.seed.unwrap_or(0);
+    let mut req = Request {
+        source: Source::new(source, name, language),
+        policy,
+        invocation: Invocation {
+            args: e.args.clone(),
+            env: e.env.clone(),
+            stdin: e.stdin.clone().unwrap_or_default().into_bytes(),
+            seed: e.seed.unwrap_or(0),
+            ..Invocation::default()
+        },
+    };
     for d in &e.dirs {
         let mode = d
             .mode
@@ -439,20 +481,34 @@ fn request(f: &Fixture, root: &Path) -> Result<RunRequest, Failed> {
             .map(|m| format!(":{m}"))
             .unwrap_or_default();
         let spec = format!("{}::{}{mode}", root.join(&d.host).display(), d.guest);
-        req.dirs
+        req.invocation
+            .dirs
             .push(DirGrant::parse(&spec).map_err(|e| e.to_string())?);
     }
     Ok(req)
 }
 
-fn engine_for(root: &Path) -> Result<Engine, Failed> {
-    engine_with_cache(root, &support::cache_dir())
+/// The engine of a fixture run: in this process for the first (recorded) run, in a worker
+/// process for the second, so that the two reports, which must be identical, also show that
+/// a worker reports what an in-process run does.
+fn engine_for(root: &Path, in_worker: bool) -> Result<Engine, Failed> {
+    engine_with_cache(root, &support::cache_dir(), in_worker)
 }
 
-fn engine_with_cache(root: &Path, cache: &Path) -> Result<Engine, Failed> {
+fn engine_with_cache(root: &Path, cache: &Path, in_worker: bool) -> Result<Engine, Failed> {
+    let isolation = if in_worker {
+        corral::Isolation::Workers(corral::WorkerConfig {
+            program: crate::workers::worker_program()?,
+            workers: 1,
+            ..corral::WorkerConfig::default()
+        })
+    } else {
+        corral::Isolation::InProcess
+    };
     let config = EngineConfig {
         temp_root: root.join("tmp"),
         cache_dir: Some(cache.to_path_buf()),
+        isolation,
         ..EngineConfig::default()
     };
     Engine::new(config).map_err(|e| Failed::from(e.to_string()))
@@ -462,14 +518,20 @@ fn engine_with_cache(root: &Path, cache: &Path) -> Result<Engine, Failed> {
 /// `cache`; no host checks, no record.
 pub fn report_with_cache(f: &Fixture, cache: &Path) -> Result<RunReport, Failed> {
     let host = HostRoot::new(&f.expect, false)?;
-    let engine = engine_with_cache(host.path(), cache)?;
+    let engine = engine_with_cache(host.path(), cache, false)?;
     let req = request(f, host.path())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .map_err(|e| e.to_string())?;
     let outcome = rt
-        .block_on(engine.run_request(&req))
+        .block_on(job::run_source(
+            &engine,
+            &req.source,
+            &req.policy,
+            &req.invocation,
+            Recording::Off,
+        ))
         .map_err(|e| format!("host error (Err): {e}"))?;
     Ok(outcome.report)
 }
@@ -489,18 +551,28 @@ fn run_once(f: &Fixture, record: bool) -> Result<RunReport, Failed> {
     let mut skip = rw.clone();
     skip.push(PathBuf::from("tmp"));
     let before = support::snapshot(root, &skip);
-    let engine = engine_for(root)?;
-    let mut req = request(f, root)?;
-    req.keep_inputs = record;
+    let engine = engine_for(root, !record)?;
+    let req = request(f, root)?;
+    let recording = if record {
+        Recording::On
+    } else {
+        Recording::Off
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .map_err(|e| e.to_string())?;
     let mut outcome = rt
-        .block_on(engine.run_request(&req))
+        .block_on(job::run_source(
+            &engine,
+            &req.source,
+            &req.policy,
+            &req.invocation,
+            recording,
+        ))
         .map_err(|e| format!("host error (Err): {e}"))?;
     // Compiled guests must not carry host secrets (runners are our own builds; skip them).
-    if let Some(m) = &outcome.module
+    if let Some(m) = outcome.module()
         && m.info().size < 8 << 20
         && let Ok(bytes) = m.bytes()
         && bytes
@@ -512,7 +584,7 @@ fn run_once(f: &Fixture, record: bool) -> Result<RunReport, Failed> {
     // Recorded before the host checks, so they cover the replay too.
     let records = tempfile::tempdir().map_err(|e| e.to_string())?;
     if record {
-        record_and_replay(f, &engine, &req, &mut outcome, records.path(), &rt)?;
+        record_and_replay(f, &engine, &req.policy, &mut outcome, records.path(), &rt)?;
     }
     // The engine keeps empty scratch dirs for reuse while it lives.
     drop(engine);
@@ -667,14 +739,14 @@ fn check(f: &Fixture, r: &RunReport) -> Result<(), Failed> {
 fn record_and_replay(
     f: &Fixture,
     engine: &Engine,
-    req: &RunRequest,
-    outcome: &mut corral::request::Outcome,
+    policy: &Policy,
+    outcome: &mut Outcome,
     store_dir: &Path,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(), Failed> {
-    let store = corral::record::Store::new(store_dir.to_path_buf());
-    let Some(path) = engine
-        .record(req, outcome, &store)
+    let store = RecordStore::new(store_dir.to_path_buf());
+    let Some(path) = outcome
+        .write_record(engine, &store)
         .map_err(|e| format!("cannot record: {e}"))?
     else {
         // The guest never ran (compile error, rejection): nothing to record.
@@ -686,7 +758,7 @@ fn record_and_replay(
     let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
     RECORD_SIZES.lock().map_err(|e| e.to_string())?.push(size);
     let opts = corral::replay::ReplayOptions {
-        ceiling: req.policy.clone(),
+        ceiling: policy.clone(),
         ..Default::default()
     };
     let result = rt.block_on(corral::replay::replay(engine, &path, &opts));

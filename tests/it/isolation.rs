@@ -2,7 +2,8 @@
 //! though empty scratch directories are reused between runs.
 
 use corral::compile::Language;
-use corral::request::RunRequest;
+use corral::compile::Source;
+use corral::job::{self, Invocation, Program, Recording};
 use corral::{Engine, EngineConfig, Policy, Verdict};
 use libtest_mimic::{Failed, Trial};
 
@@ -45,14 +46,15 @@ fn scratch_is_private() -> Result<(), Failed> {
     })
     .map_err(|e| e.to_string())?;
     let policy = Policy::bundled("standard").map_err(|e| e.to_string())?;
-    let req = RunRequest::new(
-        GUEST.as_bytes().to_vec(),
-        "scratch.rs",
-        Language::Rust,
-        policy.clone(),
-    );
-    let prepared = corral::eval::Prepared::new(&engine, &req).map_err(|e| e.to_string())?;
-    let module = prepared.module.ok_or("the guest did not compile")?;
+    let source = Source::new(GUEST.as_bytes().to_vec(), "scratch.rs", Language::Rust);
+    let program = Program::prepare(&engine, &source, &policy).map_err(|e| e.to_string())?;
+    if let Some(f) = program.failure() {
+        return Err(format!("the guest did not compile: {}", f.message).into());
+    }
+    let with_arg = |mode: &str| Invocation {
+        args: vec![mode.to_string()],
+        ..Invocation::default()
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_time()
@@ -66,28 +68,29 @@ fn scratch_is_private() -> Result<(), Failed> {
     let mut reports = Vec::new();
     for mode in modes {
         let r = rt
-            .block_on(
-                engine
-                    .sandbox(&module, &policy)
-                    .args([mode])
-                    .build()
-                    .map_err(|e| e.to_string())?
-                    .run(),
-            )
+            .block_on(job::run(
+                &engine,
+                &program,
+                &policy,
+                &with_arg(mode),
+                Recording::Off,
+            ))
             .map_err(|e| e.to_string())?;
-        reports.push(r);
+        reports.push(r.report);
     }
     let concurrent = rt.block_on(async {
         let mut tasks = Vec::new();
         for mode in MODES.iter().cycle().take(24) {
-            let (engine, module, policy) = (engine.clone(), module.clone(), policy.clone());
+            let (engine, program, policy, inv) = (
+                engine.clone(),
+                program.clone(),
+                policy.clone(),
+                with_arg(mode),
+            );
             tasks.push(tokio::spawn(async move {
-                engine
-                    .sandbox(&module, &policy)
-                    .args([*mode])
-                    .build()?
-                    .run()
+                job::run(&engine, &program, &policy, &inv, Recording::Off)
                     .await
+                    .map(|o| o.report)
             }));
         }
         let mut out = Vec::new();

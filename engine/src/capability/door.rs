@@ -18,6 +18,9 @@ use super::imports::HOST_CALL;
 /// What the gate answers: no host.
 pub(crate) const NO_HOST: i32 = -1;
 
+/// The call's name in the audit trail.
+const HOST_CALL_NAME: &str = "host::call";
+
 /// Registers `host::call`.
 pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
     linker.func_wrap(
@@ -40,7 +43,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
                 .data_mut()
                 .gate
                 .core
-                .record("host::call", args, 0, result, true);
+                .refuse_host_call(HOST_CALL_NAME, args, result);
             match stop {
                 Some(stop) => Err(wasmtime::Error::new(stop)),
                 None => Ok(NO_HOST),

@@ -5,7 +5,6 @@
 //! its contents, checked on every read, so a torn or altered entry is a miss, never a wrong
 //! module. Only wasm is stored here (data that admission still checks), never native code.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A cache key: 32 bytes of blake3.
@@ -42,17 +41,5 @@ pub fn get(dir: &Path, key: CacheKey) -> Option<Vec<u8>> {
 /// Writes an entry atomically. Failures are ignored: the cache is an optimisation.
 pub fn put(dir: &Path, key: CacheKey, wasm: &[u8]) {
     let file = key.file(dir);
-    let Some(parent) = file.parent() else { return };
-    if std::fs::create_dir_all(parent).is_err() {
-        return;
-    }
-    let Ok(mut tmp) = tempfile::NamedTempFile::new_in(parent) else {
-        return;
-    };
-    let ok = tmp.write_all(blake3::hash(wasm).as_bytes()).is_ok()
-        && tmp.write_all(wasm).is_ok()
-        && tmp.as_file().sync_all().is_ok();
-    if ok {
-        let _ = tmp.persist(&file);
-    }
+    let _ = crate::hostfs::write_atomic(&file, &[blake3::hash(wasm).as_bytes(), wasm]);
 }

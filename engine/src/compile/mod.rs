@@ -160,6 +160,64 @@ pub fn wants_sci_runner(source: &str) -> bool {
     })
 }
 
+/// A program as the user gave it: its bytes, the file name shown in messages (and to
+/// runners as `argv[0]`; never a host path), and its language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The source or wasm bytes.
+    pub bytes: Vec<u8>,
+    /// The file name as the user gave it, without directories.
+    pub name: String,
+    /// How to turn `bytes` into wasm.
+    pub language: Language,
+}
+
+impl Source {
+    /// Reads the program a user named at `path`: its language from the extension, its name
+    /// from the file name. It must be (or link to) a regular file of at most
+    /// [`MAX_SOURCE_BYTES`] (a `.wasm` file: at most `max_wasm_bytes`, the policy's
+    /// `module_bytes`); a FIFO or device is refused without blocking, and no more than the cap
+    /// is ever read.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput), naming the file: an
+    /// unknown extension, not a regular file, too large, unreadable.
+    ///
+    /// # Ambient authority
+    ///
+    /// Reads `path`.
+    pub fn from_file(path: &Path, max_wasm_bytes: u64) -> Result<Source, Error> {
+        let shown = path.display();
+        let language = Language::from_path(path).ok_or_else(|| {
+            Error::invalid_input(format!(
+                "`{shown}`: unknown file type (hint: corral runs .wasm, .wat, .rs, .c, .cpp, .py and .js files)"
+            ))
+        })?;
+        let max = if language == Language::Wasm {
+            max_wasm_bytes
+        } else {
+            MAX_SOURCE_BYTES as u64
+        };
+        let bytes = crate::hostfs::read_bounded(path, max)
+            .map_err(|e| Error::invalid_input(format!("cannot read `{shown}`: {e}")))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "main".into());
+        Ok(Source::new(bytes, name, language))
+    }
+
+    /// A source from bytes.
+    pub fn new(bytes: Vec<u8>, name: impl Into<String>, language: Language) -> Source {
+        Source {
+            bytes,
+            name: name.into(),
+            language,
+        }
+    }
+}
+
 /// The result of compiling: wasm bytes, a runner plus the program text it interprets, or
 /// diagnostics for a `compile_error` verdict.
 #[derive(Debug, Clone)]
@@ -187,12 +245,11 @@ pub const MAX_SOURCE_BYTES: usize = 4 * 1024 * 1024;
 /// Host failures only (no compiler installed, a temp dir cannot be made). A source the
 /// compiler rejects is `Ok(Compiled::Error(..))`.
 pub fn compile(
-    lang: Language,
-    source: &[u8],
-    name: &str,
+    src: &Source,
     temp_root: &Path,
     cache_dir: Option<&Path>,
 ) -> Result<Compiled, Error> {
+    let (lang, source, name) = (src.language, src.bytes.as_slice(), src.name.as_str());
     if source.len() > MAX_SOURCE_BYTES && lang != Language::Wasm {
         return Ok(Compiled::Error(format!(
             "{name}: the source is {} bytes, more than the {MAX_SOURCE_BYTES} allowed",
@@ -339,11 +396,11 @@ fn wat_to_wasm(source: &[u8], name: &str) -> Compiled {
 ///
 /// As [`compile`].
 pub fn compile_rust_tests(
-    source: &[u8],
-    name: &str,
+    src: &Source,
     temp_root: &Path,
     cache_dir: Option<&Path>,
 ) -> Result<Compiled, Error> {
+    let (source, name) = (src.bytes.as_slice(), src.name.as_str());
     if source.len() > MAX_SOURCE_BYTES {
         return Ok(Compiled::Error(format!("{name}: the source is too large")));
     }

@@ -190,6 +190,15 @@ pub struct Pin {
 }
 
 impl RunnerKind {
+    /// Environment the runner needs in every run (set over the policy's `[env]`, under the
+    /// invocation's).
+    pub fn guest_env(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            RunnerKind::Python | RunnerKind::PythonSci => &[],
+            RunnerKind::JavaScript => &[JS_STACK_ENV],
+        }
+    }
+
     /// The runner's name (its key in `runners/pins.toml`).
     pub fn name(self) -> &'static str {
         match self {
@@ -357,25 +366,13 @@ pub fn is_reactor_runner(hash: crate::ModuleHash, cache_dir: Option<&Path>) -> b
         })
 }
 
-/// The default cache directory: `$CORRAL_HOME/cache`, else `$XDG_CACHE_HOME/corral`, else
-/// `~/.cache/corral`.
+/// The default cache directory ([`hostfs::cache_dir`](crate::hostfs::cache_dir)).
 ///
 /// # Ambient authority
 ///
 /// Reads `CORRAL_HOME`, `XDG_CACHE_HOME` and `HOME`.
 pub fn default_cache_dir() -> Option<PathBuf> {
-    let env = |k| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(home) = env("CORRAL_HOME") {
-        return Some(home.join("cache"));
-    }
-    if let Some(c) = env("XDG_CACHE_HOME") {
-        return Some(c.join("corral"));
-    }
-    env("HOME").map(|h| h.join(".cache/corral"))
+    crate::hostfs::cache_dir()
 }
 
 /// Returns the runner, building it into `cache_dir` first if needed, and checks it against
@@ -479,12 +476,15 @@ fn build(kind: RunnerKind, dir: &Path, cache_dir: &Path) -> Result<Built, Error>
         .map_err(|e| Error::host(format!("cannot read the built runner: {e}")))?;
     let hash = crate::ModuleHash::of(&bytes);
     let wasm = dir.join("runner.wasm");
-    let tmp = dir.join("runner.wasm.tmp");
     let toolchain_text = toml::to_string(&toolchain).unwrap_or_default();
-    std::fs::write(&tmp, &bytes)
-        .and_then(|()| std::fs::rename(&tmp, &wasm))
-        .and_then(|()| std::fs::write(dir.join("runner.toolchain"), toolchain_text))
-        .and_then(|()| std::fs::write(dir.join("runner.hash"), hash.to_string()))
+    // runner.hash last: a runner counts as built only once it is written.
+    crate::hostfs::write_atomic(&wasm, &[&bytes])
+        .and_then(|()| {
+            crate::hostfs::write_atomic(&dir.join("runner.toolchain"), &[toolchain_text.as_bytes()])
+        })
+        .and_then(|()| {
+            crate::hostfs::write_atomic(&dir.join("runner.hash"), &[hash.to_string().as_bytes()])
+        })
         .map_err(|e| Error::host(format!("cannot store the built runner: {e}")))?;
     let _ = std::fs::remove_file(&built);
     eprintln!(

@@ -20,9 +20,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::compile::{self, Compiled, Language};
+use crate::compile::{Language, Source};
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::job::{self, Build, Invocation, Program, Recording};
 use crate::policy::Policy;
 use crate::verdict::Verdict;
 
@@ -221,7 +222,8 @@ fn last_line(bytes: &[u8]) -> String {
     pick.chars().take(300).collect()
 }
 
-/// Compiles (Rust) or prepares (Python) and runs one program under `policy`.
+/// Compiles (Rust, as a test harness) or prepares (Python) and runs one program under
+/// `policy`, through the job stage.
 ///
 /// # Errors
 ///
@@ -232,68 +234,24 @@ pub async fn grade(
     source: String,
     policy: &Policy,
 ) -> Result<Graded, Error> {
-    let name = if lang == Language::Rust {
-        "main.rs"
+    let (name, build, args): (&str, Build, &[&str]) = if lang == Language::Rust {
+        (
+            "main.rs",
+            Build::RustTests,
+            &["--test-threads=1", "--nocapture"],
+        )
     } else {
-        "main.py"
+        ("main.py", Build::Program, &[])
     };
-    let (outcome, program) = if lang == Language::Rust {
-        let compiled = compile::compile_rust_tests(
-            source.as_bytes(),
-            name,
-            &engine.config().temp_root,
-            engine.config().cache_dir.as_deref(),
-        )?;
-        match compiled {
-            Compiled::Wasm(w) => match engine.admit(&w, policy) {
-                Ok(m) => (Some(m), None),
-                Err(r) => {
-                    return Ok(Graded {
-                        passed: false,
-                        result: format!("failed: rejected: {r}"),
-                        verdict: "rejected".into(),
-                        fuel: 0,
-                    });
-                }
-            },
-            Compiled::Error(diag) => {
-                let first = diag
-                    .lines()
-                    .find(|l| l.contains("error"))
-                    .unwrap_or("compile error")
-                    .to_string();
-                return Ok(Graded {
-                    passed: false,
-                    result: format!("failed: compile error: {first}"),
-                    verdict: "compile_error".into(),
-                    fuel: 0,
-                });
-            }
-            Compiled::Runner { .. } => (None, None),
-        }
-    } else {
-        let req = crate::request::RunRequest::new(source.into_bytes(), name, lang, policy.clone());
-        let (o, program) = engine.prepare_request(&req)?;
-        if o.module.is_none() {
-            let v = o.report.verdict.kind().to_string();
-            return Ok(Graded {
-                passed: false,
-                result: format!("failed: {}", o.report.message),
-                verdict: v,
-                fuel: 0,
-            });
-        }
-        (o.module, program)
+    let source = Source::new(source.into_bytes(), name, lang);
+    let program = Program::build(engine, &source, policy, build)?;
+    let invocation = Invocation {
+        args: args.iter().map(|a| (*a).to_string()).collect(),
+        ..Invocation::default()
     };
-    let Some(module) = outcome else {
-        return Err(Error::host("no module"));
-    };
-    let mut b = engine.sandbox(&module, policy);
-    b = match program {
-        Some(src) => b.argv0(name).args([src]),
-        None => b.args(["--test-threads=1", "--nocapture"]),
-    };
-    let report = b.build()?.run().await?;
+    let report = job::run(engine, &program, policy, &invocation, Recording::Off)
+        .await?
+        .report;
     let verdict = report.verdict.kind().to_string();
     let (passed, result) = match &report.verdict {
         Verdict::Ok => (true, "passed".to_string()),
@@ -310,6 +268,10 @@ pub async fn grade(
                     format!("failed: {why}")
                 },
             )
+        }
+        Verdict::CompileError(diag) => {
+            let first = job::first_error_line(diag);
+            (false, format!("failed: compile error: {first}"))
         }
         _ => (false, format!("failed: {}", report.message)),
     };
@@ -364,6 +326,155 @@ pub async fn grade_all(
         progress(done, total);
     }
     Ok(out.into_iter().flatten().collect())
+}
+
+/// One graded program, as a row of the results file: the sample's own fields plus
+/// `result` and `passed` (the reference harness's shape).
+#[derive(Debug, Clone)]
+pub struct ResultRow {
+    /// The problem.
+    pub task_id: String,
+    /// Every field of the sample's line (empty for canonical solutions).
+    pub fields: Map<String, Value>,
+    /// How the program did.
+    pub graded: Graded,
+}
+
+impl ResultRow {
+    /// The row as the reference harness writes it: the sample's fields, `result`, `passed`.
+    pub fn to_json(&self) -> Value {
+        let mut m = self.fields.clone();
+        m.insert("result".into(), Value::from(self.graded.result.clone()));
+        m.insert("passed".into(), Value::from(self.graded.passed));
+        Value::Object(m)
+    }
+}
+
+/// A whole evaluation: the rows in sample order, per-task tallies and pass@k.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// One row per program, in the order of the samples (or problems).
+    pub rows: Vec<ResultRow>,
+    /// Per task: (programs, programs that passed).
+    pub tasks: BTreeMap<String, (u64, u64)>,
+    /// pass@k for each requested k that every task has enough samples for.
+    pub pass_at_k: BTreeMap<u64, f64>,
+}
+
+impl Evaluation {
+    /// Programs that passed.
+    pub fn passed(&self) -> usize {
+        self.rows.iter().filter(|r| r.graded.passed).count()
+    }
+
+    /// The results file: one JSON object per line ([`ResultRow::to_json`]).
+    pub fn results_jsonl(&self) -> String {
+        let mut text = String::new();
+        for r in &self.rows {
+            text.push_str(&r.to_json().to_string());
+            text.push('\n');
+        }
+        text
+    }
+
+    /// The summary object of `corral humaneval --json`.
+    pub fn summary_json(&self, wall_time: std::time::Duration) -> Value {
+        let ks: Map<String, Value> = self
+            .pass_at_k
+            .iter()
+            .map(|(k, v)| (format!("pass@{k}"), Value::from(*v)))
+            .collect();
+        serde_json::json!({
+            "programs": self.rows.len(),
+            "passed": self.passed(),
+            "tasks": self.tasks.len(),
+            "pass_at_k": ks,
+            "wall_time_ms": wall_time.as_secs_f64() * 1000.0,
+        })
+    }
+}
+
+/// Where the results of `SAMPLES` go: `SAMPLES_results.jsonl` (the reference harness's name).
+pub fn results_path(samples: &Path) -> std::path::PathBuf {
+    let mut s = samples.as_os_str().to_owned();
+    s.push("_results.jsonl");
+    std::path::PathBuf::from(s)
+}
+
+/// How [`evaluate`] grades.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The language of the problems (Python or Rust).
+    pub language: Language,
+    /// The policy every program runs under (by default [`policy`]).
+    pub policy: Arc<Policy>,
+    /// The k of pass@k.
+    pub ks: Vec<u64>,
+    /// Programs run at once.
+    pub jobs: usize,
+}
+
+/// Grades `samples` (or, without samples, every problem's canonical solution), `jobs` at a
+/// time, calling `progress(done, total)`; tallies per task and computes pass@k.
+///
+/// # Errors
+///
+/// A sample for a task that is not among the problems
+/// ([`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput)); host failures.
+pub async fn evaluate(
+    engine: &Engine,
+    problems: &[Problem],
+    samples: Option<Vec<Sample>>,
+    opts: &Options,
+    progress: impl Fn(usize, usize) + Send + Sync + 'static,
+) -> Result<Evaluation, Error> {
+    let lang = opts.language;
+    let by_id: BTreeMap<&str, &Problem> =
+        problems.iter().map(|p| (p.task_id.as_str(), p)).collect();
+    let samples = samples.unwrap_or_else(|| {
+        problems
+            .iter()
+            .map(|p| Sample {
+                task_id: p.task_id.clone(),
+                completion: p.canonical_solution.clone(),
+                fields: Map::new(),
+            })
+            .collect()
+    });
+    let mut programs = Vec::with_capacity(samples.len());
+    for s in &samples {
+        let p = by_id.get(s.task_id.as_str()).ok_or_else(|| {
+            Error::invalid_input(format!("sample for unknown task `{}`", s.task_id))
+        })?;
+        programs.push(program(lang, p, &s.completion));
+    }
+    let graded = grade_all(
+        engine,
+        lang,
+        opts.policy.clone(),
+        programs,
+        opts.jobs,
+        progress,
+    )
+    .await?;
+    let mut tasks: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut rows = Vec::with_capacity(samples.len());
+    for (s, g) in samples.into_iter().zip(graded) {
+        let e = tasks.entry(s.task_id.clone()).or_insert((0, 0));
+        e.0 += 1;
+        e.1 += u64::from(g.passed);
+        rows.push(ResultRow {
+            task_id: s.task_id,
+            fields: s.fields,
+            graded: g,
+        });
+    }
+    let pass_at_k = pass_at_ks(&tasks, &opts.ks);
+    Ok(Evaluation {
+        rows,
+        tasks,
+        pass_at_k,
+    })
 }
 
 #[cfg(test)]

@@ -1,77 +1,47 @@
-//! JUnit XML for CI systems.
+//! JUnit XML for CI systems, written by `quick-junit` (the crate nextest uses).
+//!
+//! Case names, diffs, messages and record paths come from the suite and the guest, so they
+//! may hold anything: `quick-junit` escapes markup and drops what XML 1.0 cannot carry at all
+//! (NUL, other control characters, ANSI escape sequences), so the file always parses.
+
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::{CaseResult, CaseStatus};
 
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {
-                out.push_str(&format!("&#x{:x};", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A JUnit XML report of `results` for the suite named `suite`.
 pub fn render(suite: &str, results: &[CaseResult]) -> String {
-    let failures = results
-        .iter()
-        .filter(|r| matches!(r.status, CaseStatus::Fail { .. }))
-        .count();
-    let errors = results
-        .iter()
-        .filter(|r| matches!(r.status, CaseStatus::Error(_)))
-        .count();
-    let time: f64 = results
-        .iter()
-        .map(|r| r.report.wall_time.as_secs_f64())
-        .sum();
-    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    x.push_str(&format!(
-        "<testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{time:.3}\">\n",
-        esc(suite),
-        results.len()
-    ));
+    let mut ts = TestSuite::new(suite);
+    let mut total = Duration::ZERO;
     for r in results {
-        x.push_str(&format!(
-            "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.6}\">\n",
-            esc(suite),
-            esc(&r.name),
-            r.report.wall_time.as_secs_f64()
-        ));
-        match &r.status {
-            CaseStatus::Pass => {}
+        let status = match &r.status {
+            CaseStatus::Pass => TestCaseStatus::success(),
             CaseStatus::Fail { reason } => {
-                x.push_str(&format!(
-                    "    <failure message=\"{}\">{}</failure>\n",
-                    esc(reason.lines().next().unwrap_or("")),
-                    esc(reason)
-                ));
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                s.set_message(reason.lines().next().unwrap_or(""));
+                s.set_description(reason.as_str());
+                s
             }
             CaseStatus::Error(_) => {
-                x.push_str(&format!(
-                    "    <error type=\"{}\" message=\"{}\"/>\n",
-                    esc(&r.status.label()),
-                    esc(&r.report.message)
-                ));
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+                s.set_type(r.status.label());
+                s.set_message(r.report.message.as_str());
+                s
             }
-        }
+        };
+        let mut tc = TestCase::new(r.name.as_str(), status);
+        tc.set_classname(suite);
+        tc.set_time(r.report.wall_time);
         if let Some(rec) = &r.record {
-            x.push_str(&format!(
-                "    <system-out>record: {}</system-out>\n",
-                esc(rec)
-            ));
+            tc.set_system_out(format!("record: {rec}"));
         }
-        x.push_str("  </testcase>\n");
+        total += r.report.wall_time;
+        ts.add_test_case(tc);
     }
-    x.push_str("</testsuite>\n");
-    x
+    ts.set_time(total);
+    let mut report = Report::new(suite);
+    report.add_test_suite(ts);
+    // Serialising to a `String` only fails if the XML writer fails, which it cannot in memory.
+    report.to_string().unwrap_or_default()
 }

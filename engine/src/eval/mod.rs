@@ -13,12 +13,12 @@ pub mod suite;
 
 use std::sync::Arc;
 
-use crate::compile::Language;
-use crate::engine::{Engine, GuestModule};
+use crate::compile::Source;
+use crate::engine::Engine;
 use crate::error::Error;
-use crate::record::Store;
+use crate::job::{self, Program, Recording};
+use crate::record::RecordStore;
 use crate::report::RunReport;
-use crate::request::RunRequest;
 use crate::verdict::Verdict;
 pub use suite::{Case, Suite, SuiteError};
 
@@ -64,6 +64,21 @@ pub struct CaseResult {
     pub record: Option<String>,
 }
 
+impl CaseResult {
+    /// The per-case object of `corral eval --json`: the run's report plus `case`, `status`
+    /// and `reason` (the diff of a failing case, else `null`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = self.report.to_json();
+        v["case"] = serde_json::json!(self.name);
+        v["status"] = serde_json::json!(self.status.label());
+        v["reason"] = match &self.status {
+            CaseStatus::Fail { reason } => serde_json::json!(reason),
+            _ => serde_json::Value::Null,
+        };
+        v
+    }
+}
+
 /// Totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -81,7 +96,7 @@ pub struct EvalOptions {
     /// Cases run at once. By default the number of cores.
     pub jobs: usize,
     /// Where failing cases are recorded (`None`: no records).
-    pub store: Option<Store>,
+    pub store: Option<RecordStore>,
 }
 
 impl Default for EvalOptions {
@@ -122,6 +137,20 @@ pub fn grade(case: &Case, report: &RunReport) -> CaseStatus {
     CaseStatus::Pass
 }
 
+impl Summary {
+    /// The summary object that ends `corral eval --json`.
+    pub fn to_json(&self, cases: usize, wall_time: std::time::Duration) -> serde_json::Value {
+        serde_json::json!({
+            "summary": true,
+            "cases": cases,
+            "passed": self.passed,
+            "failed": self.failed,
+            "by_status": self.by_status,
+            "wall_time_ms": wall_time.as_secs_f64() * 1000.0,
+        })
+    }
+}
+
 /// Totals over results.
 pub fn summarize(results: &[CaseResult]) -> Summary {
     let mut s = Summary::default();
@@ -136,108 +165,6 @@ pub fn summarize(results: &[CaseResult]) -> Summary {
     s
 }
 
-/// A program compiled and admitted once, ready to run for many cases.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    /// The module (or `None` when compiling or admission failed: then `early` says why).
-    pub module: Option<GuestModule>,
-    /// For interpreted languages, the program text (`argv[1]`).
-    pub program: Option<String>,
-    /// The language.
-    pub language: Language,
-    /// The display name (`argv[0]` for runners).
-    pub name: String,
-    /// The report of a failed compile/admission.
-    pub early: Option<RunReport>,
-}
-
-impl Prepared {
-    /// Compiles and admits `req` once.
-    ///
-    /// # Errors
-    ///
-    /// Host failures.
-    pub fn new(engine: &Engine, req: &RunRequest) -> Result<Prepared, Error> {
-        let (outcome, program) = engine.prepare_request(req)?;
-        let early = outcome.module.is_none().then(|| outcome.report.clone());
-        Ok(Prepared {
-            module: outcome.module,
-            program,
-            language: req.language,
-            name: req.name.clone(),
-            early,
-        })
-    }
-}
-
-/// Runs one case with a prepared program; returns the report and, when asked to record,
-/// the trail and inputs.
-///
-/// # Errors
-///
-/// Host failures.
-pub async fn run_case(
-    engine: &Engine,
-    prepared: &Prepared,
-    case: &Case,
-    seed: u64,
-    keep: bool,
-) -> Result<crate::request::Outcome, Error> {
-    let Some(module) = &prepared.module else {
-        let report = prepared.early.clone().unwrap_or_else(|| {
-            RunReport::without_run(Verdict::HostError("no module".into()), "no module".into())
-        });
-        return Ok(crate::request::Outcome {
-            report,
-            module: None,
-            run: None,
-        });
-    };
-    let mut b = engine.sandbox(module, &case.policy);
-    if let Some(src) = &prepared.program {
-        b = b.argv0(prepared.name.clone()).args([src.clone()]);
-        if prepared.language == Language::JavaScript {
-            b = b.env(
-                crate::compile::runner::JS_STACK_ENV.0,
-                crate::compile::runner::JS_STACK_ENV.1,
-            );
-        }
-    }
-    b = b
-        .args(case.args.iter().cloned())
-        .stdin(case.stdin.clone())
-        .input(case.input.clone())
-        .seed(seed)
-        .keep_inputs(keep);
-    for (k, v) in &case.env {
-        b = b.env(k.clone(), v.clone());
-    }
-    for d in &case.dirs {
-        b = b.dir(d.clone());
-    }
-    let sandbox = match b.build() {
-        Ok(s) => s,
-        Err(e) if *e.kind() == crate::ErrorKind::InvalidInput => {
-            let report = RunReport::without_run(
-                Verdict::InvalidInput(e.message().into()),
-                e.message().into(),
-            );
-            return Ok(crate::request::Outcome {
-                report,
-                module: Some(module.clone()),
-                run: None,
-            });
-        }
-        Err(e) => return Err(e),
-    };
-    let f = sandbox.run_full().await?;
-    Ok(crate::request::Outcome {
-        report: f.report,
-        module: Some(module.clone()),
-        run: Some((f.trail, f.inputs)),
-    })
-}
-
 /// Runs every case of `suite` (each in a fresh sandbox, `opts.jobs` at a time), calling
 /// `progress(done, total)` as cases finish. Results come back in case order.
 ///
@@ -250,58 +177,35 @@ pub async fn run_suite(
     opts: &EvalOptions,
     progress: impl Fn(usize, usize) + Send + Sync + 'static,
 ) -> Result<Vec<CaseResult>, Error> {
-    let source = std::fs::read(&suite.program).map_err(|e| {
-        Error::invalid_input(format!("cannot read `{}`: {e}", suite.program.display()))
-    })?;
-    let language = Language::from_path(&suite.program).ok_or_else(|| {
-        Error::invalid_input(format!(
-            "`{}`: unknown program type",
-            suite.program.display()
-        ))
-    })?;
-    let name = suite
-        .program
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "main".into());
-    let req = RunRequest::new(source, name, language, (*suite.policy).clone());
-    let prepared = Arc::new(Prepared::new(engine, &req)?);
+    let source = Source::from_file(&suite.program, suite.policy.limits.module_bytes.0)?;
+    let program = Arc::new(Program::prepare(engine, &source, &suite.policy)?);
     let total = suite.cases.len();
     let progress = Arc::new(progress);
     let permits = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, case) in suite.cases.iter().cloned().enumerate() {
-        let (engine, prepared, permits, store) = (
+        let (engine, program, permits, store) = (
             engine.clone(),
-            prepared.clone(),
+            program.clone(),
             permits.clone(),
             opts.store.clone(),
         );
-        let seed = suite.seed;
-        let req_policy = case.policy.clone();
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let mut outcome = run_case(&engine, &prepared, &case, seed, store.is_some()).await?;
+            let recording = if store.is_some() {
+                Recording::On
+            } else {
+                Recording::Off
+            };
+            let mut outcome =
+                job::run(&engine, &program, &case.policy, &case.invocation, recording).await?;
             let status = grade(&case, &outcome.report);
             let mut record = None;
             if status != CaseStatus::Pass
                 && let Some(store) = &store
-                && let (Some(module), Some((trail, inputs))) = (&outcome.module, &outcome.run)
+                && let Some(path) = outcome.write_record(&engine, store)?
             {
-                let path = crate::record::write(
-                    store,
-                    crate::record::RecordParts {
-                        module,
-                        language: prepared.language,
-                        policy: &req_policy,
-                        inputs,
-                        report: &outcome.report,
-                        trail,
-                        engine: engine.identity(),
-                    },
-                )?;
                 record = Some(path.display().to_string());
-                outcome.report.record = record.clone();
             }
             Ok::<_, Error>((
                 i,

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::compare::Compare;
+use crate::job::Invocation;
 use crate::policy::{Fuel, Policy};
 use crate::sandbox::DirGrant;
 
@@ -103,16 +104,8 @@ struct CaseFile {
 pub struct Case {
     /// Name (unique in the suite).
     pub name: String,
-    /// Stdin.
-    pub stdin: Vec<u8>,
-    /// Arguments.
-    pub args: Vec<String>,
-    /// Environment.
-    pub env: BTreeMap<String, String>,
-    /// Guest-SDK input.
-    pub input: Option<Arc<[u8]>>,
-    /// Read-only input dirs.
-    pub dirs: Vec<DirGrant>,
+    /// The run's inputs (the seed is the suite's).
+    pub invocation: Invocation,
     /// Expected stdout (when checked).
     pub expect_stdout: Option<String>,
     /// Expected exit code.
@@ -155,6 +148,14 @@ fn compare_of(s: Option<&str>, tol: f64) -> Result<Option<Compare>, String> {
 }
 
 impl Suite {
+    /// Replaces the suite's policy (and every case's) with `policy` (`corral eval --policy`).
+    pub fn replace_policy(&mut self, policy: Arc<Policy>) {
+        for c in &mut self.cases {
+            c.policy = policy.clone();
+        }
+        self.policy = policy;
+    }
+
     /// Loads a suite file.
     ///
     /// # Errors
@@ -228,6 +229,7 @@ impl Suite {
         if raw_cases.len() > MAX_CASES {
             return Err(err(format!("more than {MAX_CASES} cases")));
         }
+        let seed = raw.seed.unwrap_or(0);
         let mut cases = Vec::with_capacity(raw_cases.len());
         let mut names = std::collections::HashSet::new();
         for (i, (_, c)) in raw_cases.into_iter().enumerate() {
@@ -276,11 +278,14 @@ impl Suite {
             };
             cases.push(Case {
                 name,
-                stdin,
-                args: c.args,
-                env: c.env,
-                input,
-                dirs,
+                invocation: Invocation {
+                    args: c.args,
+                    env: c.env,
+                    stdin,
+                    dirs,
+                    seed,
+                    input,
+                },
                 expect_stdout,
                 expect_exit: c.expect_exit.unwrap_or(0),
                 compare,
@@ -291,7 +296,7 @@ impl Suite {
             file,
             program: rel(&raw.program),
             policy,
-            seed: raw.seed.unwrap_or(0),
+            seed,
             cases,
         })
     }

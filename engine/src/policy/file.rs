@@ -8,8 +8,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    Bytes, ClockPolicy, Count, FsPolicy, Fuel, GuestPath, Limits, MAX_POLICY_BYTES, OnDenial,
-    POLICY_VERSION, Policy, PolicyError, bundled, check_env_size, check_env_var,
+    Bytes, ClockPolicy, Count, FsPolicy, Fuel, GuestPath, IsolationPolicy, Limits,
+    MAX_POLICY_BYTES, OnDenial, POLICY_VERSION, Policy, PolicyError, bundled, check_env_size,
+    check_env_var,
 };
 
 /// The raw policy file. Every key optional; unknown keys rejected.
@@ -23,6 +24,13 @@ struct PolicyFile {
     env: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     gate: Option<GateFile>,
     clock: Option<ClockFile>,
+    isolation: Option<IsolationFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IsolationFile {
+    require: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -33,6 +41,7 @@ struct LimitsFile {
     memory_bytes: Option<Spanned<u64>>,
     stdout_bytes: Option<Spanned<u64>>,
     stderr_bytes: Option<Spanned<u64>>,
+    stdin_bytes: Option<Spanned<u64>>,
     fs_bytes: Option<Spanned<u64>>,
     fs_files: Option<Spanned<u64>>,
     open_files: Option<Spanned<u64>>,
@@ -76,6 +85,7 @@ fn range_of(key: &str) -> Range64 {
         "wall_time_ms" => (1, 3_600_000),
         "memory_bytes" => (0, 4 * GIB),
         "stdout_bytes" | "stderr_bytes" => (0, 256 * MIB),
+        "stdin_bytes" => (0, GIB),
         "fs_bytes" => (0, 16 * GIB),
         "fs_files" => (0, 1_000_000),
         "open_files" => (0, 1024),
@@ -98,6 +108,7 @@ pub(super) fn defaults(name: &str) -> Policy {
             memory: Bytes(256 * MIB),
             stdout: Bytes(MIB),
             stderr: Bytes(MIB),
+            stdin: Bytes(16 * MIB),
             fs_bytes: Bytes(0),
             fs_files: Count(0),
             open_files: Count(16),
@@ -109,6 +120,7 @@ pub(super) fn defaults(name: &str) -> Policy {
         env: BTreeMap::new(),
         on_denial: OnDenial::Errno,
         clock: ClockPolicy::default(),
+        isolation: IsolationPolicy::default(),
     }
 }
 
@@ -251,6 +263,9 @@ pub(super) fn load(file: &str, text: &str, name: &str) -> Result<Policy, PolicyE
         if let Some(v) = n("stderr_bytes", &l.stderr_bytes)? {
             lim.stderr = Bytes(v);
         }
+        if let Some(v) = n("stdin_bytes", &l.stdin_bytes)? {
+            lim.stdin = Bytes(v);
+        }
         if let Some(v) = n("fs_bytes", &l.fs_bytes)? {
             lim.fs_bytes = Bytes(v);
         }
@@ -307,6 +322,28 @@ pub(super) fn load(file: &str, text: &str, name: &str) -> Result<Policy, PolicyE
                 ));
             }
         };
+    }
+
+    if let Some(i) = &raw.isolation
+        && let Some(req) = &i.require
+    {
+        let mut require = Vec::new();
+        for w in req.get_ref() {
+            if !super::WALLS.contains(&w.get_ref().as_str()) {
+                return Err(cx.err(
+                    Some(&w.span()),
+                    format!(
+                        "`isolation.require`: `{}` is not a wall corral knows",
+                        w.get_ref().escape_debug()
+                    ),
+                    Some(format!("the walls are {}", super::WALLS.join(", "))),
+                ));
+            }
+            require.push(w.get_ref().clone());
+        }
+        require.sort();
+        require.dedup();
+        policy.isolation.require = require;
     }
 
     if let Some(c) = &raw.clock
@@ -368,6 +405,7 @@ pub(super) fn to_canonical_toml(p: &Policy) -> String {
     out.push_str(&format!("memory_bytes = {}\n", l.memory.0));
     out.push_str(&format!("stdout_bytes = {}\n", l.stdout.0));
     out.push_str(&format!("stderr_bytes = {}\n", l.stderr.0));
+    out.push_str(&format!("stdin_bytes = {}\n", l.stdin.0));
     out.push_str(&format!("fs_bytes = {}\n", l.fs_bytes.0));
     out.push_str(&format!("fs_files = {}\n", l.fs_files.0));
     out.push_str(&format!("open_files = {}\n", l.open_files.0));
@@ -386,6 +424,13 @@ pub(super) fn to_canonical_toml(p: &Policy) -> String {
     };
     out.push_str(&format!("on_denial = {}\n", quote(mode)));
     out.push_str(&format!("\n[clock]\nepoch_secs = {}\n", p.clock.epoch_secs));
+    if !p.isolation.require.is_empty() {
+        let walls: Vec<String> = p.isolation.require.iter().map(|w| quote(w)).collect();
+        out.push_str(&format!(
+            "\n[isolation]\nrequire = [{}]\n",
+            walls.join(", ")
+        ));
+    }
     out.push_str("\n[env]\n");
     for (k, v) in &p.env {
         out.push_str(&format!("{} = {}\n", quote(k), quote(v)));

@@ -17,6 +17,7 @@
 //! | `limits.wall_time_ms` | milliseconds | 1 ..= 3 600 000 | rejected: a run with no wall-clock budget cannot start |
 //! | `limits.memory_bytes` | bytes, all linear memory | 0 ..= 4 GiB | no linear memory: modules declaring one are rejected |
 //! | `limits.stdout_bytes`, `limits.stderr_bytes` | bytes captured | 0 ..= 256 MiB | nothing is captured; the first write hits the cap |
+//! | `limits.stdin_bytes` | bytes of stdin given to the guest | 0 ..= 1 GiB | the guest's stdin must be empty |
 //! | `limits.fs_bytes` | bytes written to writable dirs, cumulative | 0 ..= 16 GiB | no byte may be written to a file |
 //! | `limits.fs_files` | files, dirs and links created | 0 ..= 1 000 000 | nothing may be created |
 //! | `limits.open_files` | guest file descriptors open at once | 0 ..= 1 024 | the guest may open no file |
@@ -108,6 +109,9 @@ pub struct Limits {
     pub stdout: Bytes,
     /// Captured stderr. By default (strict) 1 MiB.
     pub stderr: Bytes,
+    /// The guest's stdin (an invocation with more is invalid input; the command reads no
+    /// more than this). By default (strict) 16 MiB.
+    pub stdin: Bytes,
     /// Cumulative bytes the guest may write into files (writes, and extensions by
     /// `set_size`/`allocate`; deletions do not refund). By default (strict) 0.
     pub fs_bytes: Bytes,
@@ -144,6 +148,25 @@ pub struct FsPolicy {
     pub allow_rw_dirs: bool,
 }
 
+/// The walls a run may be required to have (`[isolation] require`): the names of the
+/// report's `isolation` object.
+pub const WALLS: [&str; 6] = [
+    "process",
+    "no_new_privs",
+    "seccomp",
+    "landlock",
+    "netns",
+    "rlimits",
+];
+
+/// What isolation a run must have.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IsolationPolicy {
+    /// Walls (from [`WALLS`]) that must be up, or the run is refused (`invalid_input`),
+    /// sorted. By default none.
+    pub require: Vec<String>,
+}
+
 /// Virtual clock settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClockPolicy {
@@ -175,6 +198,8 @@ pub struct Policy {
     pub on_denial: OnDenial,
     /// Virtual clock settings.
     pub clock: ClockPolicy,
+    /// Walls the run must have.
+    pub isolation: IsolationPolicy,
 }
 
 /// A policy that failed to load: the file (as the user named it), the position, the message
@@ -262,14 +287,15 @@ impl Policy {
             message,
             hint: None,
         };
-        let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read policy: {e}")))?;
-        if meta.len() > MAX_POLICY_BYTES as u64 {
-            return Err(err(format!(
-                "policy file is {} bytes, more than the {MAX_POLICY_BYTES} allowed",
-                meta.len()
-            )));
-        }
-        let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read policy: {e}")))?;
+        // A regular file of at most MAX_POLICY_BYTES: never /dev/zero, never a FIFO.
+        let bytes = crate::hostfs::read_bounded(path, MAX_POLICY_BYTES as u64).map_err(|e| {
+            err(match e {
+                crate::hostfs::ReadError::TooLarge { size, max } => {
+                    format!("policy file is {size} bytes, more than the {max} allowed")
+                }
+                other => format!("cannot read policy: {other}"),
+            })
+        })?;
         let text = String::from_utf8(bytes).map_err(|e| PolicyError {
             hint: Some("policies are UTF-8 TOML".into()),
             ..err(format!(
@@ -322,7 +348,7 @@ impl Policy {
     pub fn within(&self, max: &Policy) -> Result<(), String> {
         let l = &self.limits;
         let m = &max.limits;
-        let checks: [(&str, u128, u128); 11] = [
+        let checks: [(&str, u128, u128); 12] = [
             ("limits.fuel", l.fuel.0.into(), m.fuel.0.into()),
             (
                 "limits.wall_time_ms",
@@ -332,6 +358,7 @@ impl Policy {
             ("limits.memory_bytes", l.memory.0.into(), m.memory.0.into()),
             ("limits.stdout_bytes", l.stdout.0.into(), m.stdout.0.into()),
             ("limits.stderr_bytes", l.stderr.0.into(), m.stderr.0.into()),
+            ("limits.stdin_bytes", l.stdin.0.into(), m.stdin.0.into()),
             ("limits.fs_bytes", l.fs_bytes.0.into(), m.fs_bytes.0.into()),
             ("limits.fs_files", l.fs_files.0.into(), m.fs_files.0.into()),
             (

@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::error::Error;
 
 use super::format::{RunRecord, hash_of, parse_hash};
-use super::store::{MAX_BLOB_BYTES, Store};
+use super::store::{MAX_BLOB_BYTES, RecordStore};
 
 const MAGIC: &[u8; 16] = b"CORRAL-BUNDLE-1\n";
 /// Largest bundle accepted.
@@ -29,7 +29,7 @@ pub fn is_bundle(prefix: &[u8]) -> bool {
 /// # Errors
 ///
 /// The record is invalid, a blob is missing or altered, or `out` cannot be written.
-pub fn write(record_bytes: &[u8], store: &Store, out: &Path) -> Result<(), Error> {
+pub fn write(record_bytes: &[u8], store: &RecordStore, out: &Path) -> Result<(), Error> {
     let record = RunRecord::parse(record_bytes).map_err(|e| Error::invalid_input(e.to_string()))?;
     let mut names: Vec<String> = record.blobs().into_iter().map(|b| b.blob.clone()).collect();
     names.push(record.module.hash.clone());
@@ -55,19 +55,8 @@ pub fn write(record_bytes: &[u8], store: &Store, out: &Path) -> Result<(), Error
     }
     let trailer = *blake3::hash(&buf).as_bytes();
     buf.extend_from_slice(&trailer);
-    let tmp_dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)
-        .map_err(|e| Error::invalid_input(format!("cannot write `{}`: {e}", out.display())))?;
-    std::io::Write::write_all(&mut tmp, &buf)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| Error::invalid_input(format!("cannot write `{}`: {e}", out.display())))?;
-    tmp.persist(out).map_err(|e| {
-        Error::invalid_input(format!("cannot write `{}`: {}", out.display(), e.error))
-    })?;
-    Ok(())
+    crate::hostfs::write_atomic(out, &[&buf])
+        .map_err(|e| Error::invalid_input(format!("cannot write `{}`: {e}", out.display())))
 }
 
 /// A verified bundle: the record bytes and its blobs.

@@ -148,7 +148,7 @@ pub struct OutputRef {
 /// How the run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Outcome {
+pub struct RecordedOutcome {
     /// Verdict kind.
     pub verdict: String,
     /// Exit code (ok/exit).
@@ -190,8 +190,8 @@ pub struct RunRecord {
     pub policy: PolicyRef,
     /// Inputs.
     pub inputs: Inputs,
-    /// Outcome.
-    pub outcome: Outcome,
+    /// RecordedOutcome.
+    pub outcome: RecordedOutcome,
     /// The kept audit events (a binary blob; absent for runs that made no call).
     pub trail: Option<BlobRef>,
     /// Whether `trail` holds every call (else only the first ones).

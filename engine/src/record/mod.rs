@@ -1,7 +1,7 @@
 //! Run records: what a run needs to be re-executed and verified bit-for-bit.
 //!
 //! A record (`format.rs`) is small — hashes and a few scalars — and names content-addressed
-//! blobs in the same [`Store`] for everything bulky: the module, the resolved policy, stdin,
+//! blobs in the same [`RecordStore`] for everything bulky: the module, the resolved policy, stdin,
 //! each input file, long argv/env values, captured output and the audit events. See
 //! `replay.rs` for how a record is checked and re-executed.
 
@@ -12,28 +12,28 @@ pub mod trail;
 
 use std::path::PathBuf;
 
-use crate::capability::audit::AuditTrail;
+use self::trail::TrailSnapshot;
 use crate::compile::Language;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::report::RunReport;
 use crate::sandbox::RunInputs;
 pub use format::{RecordError, RunRecord};
-pub use store::Store;
+pub use store::RecordStore;
 
 use format::{
     BlobRef, DirRef, EngineId, FORMAT_MAJOR, FORMAT_MINOR, FormatVersion, Inputs, MAX_INLINE_VALUE,
-    ModuleRef, Outcome, OutputRef, PolicyRef, Text, Tree, TreeFile,
+    ModuleRef, OutputRef, PolicyRef, RecordedOutcome, Text, Tree, TreeFile,
 };
 
-fn blob(store: &Store, bytes: &[u8]) -> Result<BlobRef, Error> {
+fn blob(store: &RecordStore, bytes: &[u8]) -> Result<BlobRef, Error> {
     Ok(BlobRef {
         blob: store.put_blob(bytes)?,
         size: bytes.len() as u64,
     })
 }
 
-fn text(store: &Store, s: &str) -> Result<Text, Error> {
+fn text(store: &RecordStore, s: &str) -> Result<Text, Error> {
     if s.len() <= MAX_INLINE_VALUE {
         Ok(Text {
             text: Some(s.to_string()),
@@ -61,7 +61,7 @@ pub struct RecordParts<'a> {
     /// The report.
     pub report: &'a RunReport,
     /// The audit trail.
-    pub trail: &'a AuditTrail,
+    pub trail: &'a TrailSnapshot,
     /// The engine's identity.
     pub engine: EngineId,
 }
@@ -71,7 +71,7 @@ pub struct RecordParts<'a> {
 /// # Errors
 ///
 /// The store cannot be written.
-pub fn build(store: &Store, p: RecordParts<'_>) -> Result<RunRecord, Error> {
+pub fn build(store: &RecordStore, p: RecordParts<'_>) -> Result<RunRecord, Error> {
     let module_hash = store_module(store, p.module)?;
     let policy_toml = p.policy.to_canonical_toml();
     let mut dirs = Vec::new();
@@ -94,7 +94,7 @@ pub fn build(store: &Store, p: RecordParts<'_>) -> Result<RunRecord, Error> {
         });
     }
     let r = p.report;
-    let events = p.trail.events();
+    let events = &p.trail.events;
     let mut record = RunRecord {
         format: FormatVersion {
             major: FORMAT_MAJOR,
@@ -136,7 +136,7 @@ pub fn build(store: &Store, p: RecordParts<'_>) -> Result<RunRecord, Error> {
             dirs,
             rw_dirs: p.inputs.rw_dirs.clone(),
         },
-        outcome: Outcome {
+        outcome: RecordedOutcome {
             verdict: r.verdict.kind().to_string(),
             exit_code: r.verdict.exit_code(),
             limit: r.verdict.limit().map(|l| l.as_str().to_string()),
@@ -152,7 +152,7 @@ pub fn build(store: &Store, p: RecordParts<'_>) -> Result<RunRecord, Error> {
             },
             calls: r.calls.total,
             denials: r.calls.denials,
-            trail_hash: format!("blake3:{}", p.trail.hash()),
+            trail_hash: format!("blake3:{}", p.trail.hash),
             deterministic: r.deterministic(),
         },
         trail: if events.is_empty() {
@@ -163,7 +163,7 @@ pub fn build(store: &Store, p: RecordParts<'_>) -> Result<RunRecord, Error> {
         trail_complete: p.trail.complete(),
         checkpoints: p
             .trail
-            .checkpoints()
+            .checkpoints
             .iter()
             .map(|c| (c.calls, c.fuel, format!("blake3:{}", c.hash)))
             .collect(),
@@ -178,7 +178,7 @@ pub fn build(store: &Store, p: RecordParts<'_>) -> Result<RunRecord, Error> {
 /// # Errors
 ///
 /// The store cannot be written.
-pub fn write(store: &Store, parts: RecordParts<'_>) -> Result<PathBuf, Error> {
+pub fn write(store: &RecordStore, parts: RecordParts<'_>) -> Result<PathBuf, Error> {
     let record = build(store, parts)?;
     store.put_record(&record.to_bytes())
 }
@@ -216,7 +216,7 @@ impl crate::engine::Engine {
 /// # Errors
 ///
 /// The store cannot be written or the module cannot be read.
-pub fn store_module(store: &Store, module: &crate::GuestModule) -> Result<String, Error> {
+pub fn store_module(store: &RecordStore, module: &crate::GuestModule) -> Result<String, Error> {
     let name = module.hash().to_string();
     if store.has_blob(&name) {
         return Ok(name);

@@ -6,7 +6,6 @@
 //! moment leaves either nothing or a complete file. Blobs are written before the record
 //! that names them.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
@@ -18,7 +17,7 @@ pub const MAX_BLOB_BYTES: u64 = 1 << 30;
 
 /// A record store rooted at a directory.
 #[derive(Debug, Clone)]
-pub struct Store {
+pub struct RecordStore {
     root: PathBuf,
 }
 
@@ -27,62 +26,72 @@ fn hex_parts(hash: &[u8; 32]) -> (String, String) {
     (hex[..2].to_string(), hex[2..].to_string())
 }
 
-fn fsync_dir(dir: &Path) {
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync dir).
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync dir). The parent
+/// directory must already exist ([`RecordStore::dir`]).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::host("record store path has no parent"))?;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::host(format!("cannot create the record store: {e}")))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::host(format!("cannot write to the record store: {e}")))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| Error::host(format!("cannot write to the record store: {e}")))?;
-    tmp.persist(path)
-        .map_err(|e| Error::host(format!("cannot write to the record store: {}", e.error)))?;
-    fsync_dir(dir);
-    Ok(())
+    crate::hostfs::write_atomic(path, &[bytes])
+        .map_err(|e| Error::host(format!("cannot write to the record store: {e}")))
 }
 
-impl Store {
+/// Whether `path` is a regular file of `len` bytes, not reached through a symlink.
+fn present(path: &Path, len: usize) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == len as u64)
+}
+
+impl RecordStore {
     /// A store at `root` (created on first write).
-    pub fn new(root: impl Into<PathBuf>) -> Store {
-        Store { root: root.into() }
+    pub fn new(root: impl Into<PathBuf>) -> RecordStore {
+        RecordStore { root: root.into() }
     }
 
-    /// The default store: `$CORRAL_HOME/store`, else `$XDG_DATA_HOME/corral/store`, else
-    /// `~/.local/share/corral/store`.
+    /// The default store's location ([`hostfs::store_dir`](crate::hostfs::store_dir)).
     ///
     /// # Ambient authority
     ///
     /// Reads `CORRAL_HOME`, `XDG_DATA_HOME` and `HOME` from the process environment.
     pub fn default_location() -> Option<PathBuf> {
-        let env = |k| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        if let Some(home) = env("CORRAL_HOME") {
-            return Some(home.join("store"));
-        }
-        if let Some(data) = env("XDG_DATA_HOME") {
-            return Some(data.join("corral").join("store"));
-        }
-        env("HOME").map(|h| h.join(".local/share/corral/store"))
+        crate::hostfs::store_dir()
     }
 
     /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The directory `root/parts…`, created if missing. The root may be a symlink (the user
+    /// chose it); nothing inside the store is ever followed: a component that is a symlink or
+    /// not a directory is refused, so a link planted in the store cannot redirect writes.
+    fn dir(&self, parts: &[&str]) -> Result<PathBuf, Error> {
+        std::fs::create_dir_all(&self.root)
+            .map_err(|e| Error::host(format!("cannot create the record store: {e}")))?;
+        let mut path = self.root.clone();
+        for part in parts {
+            path.push(part);
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(Error::host(format!(
+                        "the record store holds something other than a directory at `{}` (corral never follows links inside its store)",
+                        parts.join("/")
+                    )));
+                }
+                Err(_) => match std::fs::create_dir(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                            return Err(Error::host(format!(
+                                "the record store holds something other than a directory at `{}`",
+                                parts.join("/")
+                            )));
+                        }
+                    }
+                    Err(e) => {
+                        return Err(Error::host(format!("cannot create the record store: {e}")));
+                    }
+                },
+            }
+        }
+        Ok(path)
     }
 
     fn blob_path(&self, hash: &[u8; 32]) -> PathBuf {
@@ -97,9 +106,9 @@ impl Store {
     /// The store cannot be written.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<String, Error> {
         let hash = *blake3::hash(bytes).as_bytes();
-        let path = self.blob_path(&hash);
-        let present = std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64);
-        if !present {
+        let (a, b) = hex_parts(&hash);
+        let path = self.dir(&["blobs", &a])?.join(b);
+        if !present(&path, bytes.len()) {
             write_atomic(&path, bytes)?;
         }
         Ok(format!(
@@ -118,15 +127,17 @@ impl Store {
             Error::invalid_input(format!("invalid blob name `{}`", name.escape_debug()))
         })?;
         let path = self.blob_path(&hash);
-        let meta = std::fs::metadata(&path).map_err(|_| {
-            Error::invalid_input(format!(
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Err(Error::invalid_input(format!(
                 "blob {name} is not in the store (hint: move records between machines with `corral bundle`)"
-            ))
-        })?;
-        if meta.len() > MAX_BLOB_BYTES {
-            return Err(Error::invalid_input(format!("blob {name} is too large")));
+            )));
         }
-        let bytes = std::fs::read(&path)
+        if !self.inside(&path) {
+            return Err(Error::invalid_input(format!(
+                "blob {name} is reached through a link inside the store (corral never follows one)"
+            )));
+        }
+        let bytes = crate::hostfs::read_bounded(&path, MAX_BLOB_BYTES)
             .map_err(|e| Error::invalid_input(format!("cannot read blob {name}: {e}")))?;
         if blake3::hash(&bytes).as_bytes() != &hash {
             return Err(Error::invalid_input(format!(
@@ -138,7 +149,22 @@ impl Store {
 
     /// Whether a blob is present (not verified).
     pub fn has_blob(&self, name: &str) -> bool {
-        parse_hash(name).is_some_and(|h| self.blob_path(&h).is_file())
+        parse_hash(name).is_some_and(|h| {
+            let p = self.blob_path(&h);
+            std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) && self.inside(&p)
+        })
+    }
+
+    /// Whether no component of `path` below the root is a symlink.
+    fn inside(&self, path: &Path) -> bool {
+        let Ok(rel) = path.strip_prefix(&self.root) else {
+            return false;
+        };
+        let mut p = self.root.clone();
+        rel.components().all(|c| {
+            p.push(c);
+            std::fs::symlink_metadata(&p).is_ok_and(|m| !m.file_type().is_symlink())
+        })
     }
 
     /// Writes a sealed record and returns its path.
@@ -149,18 +175,17 @@ impl Store {
     pub fn put_record(&self, bytes: &[u8]) -> Result<PathBuf, Error> {
         let hash = *blake3::hash(bytes).as_bytes();
         let (a, b) = hex_parts(&hash);
-        let path = self.root.join("records").join(a).join(format!("{b}.json"));
+        let path = self.dir(&["records", &a])?.join(format!("{b}.json"));
         // Content-addressed: a file already there under this name holds these bytes.
-        let present = std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64);
-        if !present {
+        if !present(&path, bytes.len()) {
             write_atomic(&path, bytes)?;
         }
         Ok(path)
     }
 
     /// The store a record file lives in, if it sits in one (`<root>/records/xx/…json`).
-    pub fn containing(record: &Path) -> Option<Store> {
+    pub fn containing(record: &Path) -> Option<RecordStore> {
         let root = record.parent()?.parent()?;
-        (root.file_name()? == "records").then(|| Store::new(root.parent().unwrap_or(root)))
+        (root.file_name()? == "records").then(|| RecordStore::new(root.parent().unwrap_or(root)))
     }
 }

@@ -226,12 +226,10 @@ impl RawP2 {
     )]
     pub fn new(wasm: &Path, hash: crate::ModuleHash, cache: &Path) -> Result<RawP2, Error> {
         let engine = wasmtime::Engine::new(&config(Alloc::Pooling)).map_err(host("engine"))?;
-        let key = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            engine.precompile_compatibility_hash().hash(&mut h);
-            format!("raw-{:016x}", h.finish())
-        };
+        let key = format!(
+            "raw-{}",
+            &crate::engine::compatibility_digest(&engine)[..16]
+        );
         let artifacts = crate::artifact::ArtifactCache::new(cache.join("bench-raw"), key);
         let component = match artifacts.lookup(&hash) {
             // SAFETY: an artifact this benchmark serialised from a component it compiled, in
@@ -251,6 +249,8 @@ impl RawP2 {
                         memory_min_bytes: 0,
                         imports: Vec::new(),
                         core_instances: 0,
+                        memories: 0,
+                        tables: 0,
                         table_min_elements: 0,
                     };
                     artifacts.store(&hash, &info, &serialized);

@@ -5,137 +5,52 @@ pub mod baseline;
 pub(crate) mod preinit;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use wasmtime::{CallHook, Store, UpdateDeadline};
 
 use crate::capability::limits::Limiter;
 use crate::capability::p2::CompState;
-use crate::capability::stage::{self, StagedFile};
+use crate::capability::stage;
 use crate::capability::wasi::{self, Preopen, WasiSetup};
 use crate::capability::{RunState, audit::AuditTrail};
-use crate::engine::{Compiled, Engine, GuestModule, MAX_COMPONENT_INSTANCES};
+use crate::engine::{
+    Engine, GuestModule, Linked, MAX_COMPONENT_INSTANCES, MAX_COMPONENT_MEMORIES,
+    MAX_COMPONENT_TABLES,
+};
 use crate::error::Error;
+pub use crate::inputs::{Access, DirGrant, Invocation, RunInputs, StagedInput};
 use crate::policy::{self, GuestPath, Policy};
 use crate::report::{CallSummary, RunReport};
-use crate::verdict::{self, LimitFlags, LimitKind, Verdict};
+use crate::verdict::{self, LimitFlags, LimitKind, RunFacts};
 
 /// Most arguments a guest may receive (including `argv[0]`).
 pub const MAX_ARGS: usize = 4096;
 /// Most bytes of arguments (each plus a NUL) a guest may receive.
 pub const MAX_ARGS_BYTES: usize = 8 * 1024 * 1024;
-/// Extra wall time granted beyond `wall_time_ms` before the run's future is dropped.
-const WALL_GRACE: Duration = Duration::from_millis(500);
+/// Extra wall time granted beyond `wall_time_ms` before the run's future is dropped: a run
+/// ends as `limit = wall_time` within `wall_time_ms` plus this grace (0.5 s). The epoch check
+/// stops guest code at the deadline itself; the grace covers the one host call that may be
+/// in progress then, and no host call blocks without bound (the gate opens only regular
+/// files and directories, and bounds every loop by the work it is paid for).
+pub const WALL_GRACE: Duration = Duration::from_millis(500);
 /// Per-call cap on host allocations made on a guest's behalf (component calls).
 const HOSTCALL_FUEL: usize = 16 << 20;
 
-/// How a host directory is exposed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Staged copy, read-only (the default).
-    ReadOnly,
-    /// The host directory itself, writable (needs `fs.allow_rw_dirs`).
-    ReadWrite,
-}
-
-/// A host directory bound to a guest path (`--dir HOST::GUEST[:ro|:rw]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirGrant {
-    /// Host directory.
-    pub host: PathBuf,
-    /// Where the guest sees it.
-    pub guest: GuestPath,
-    /// Read-only (staged copy) or read-write.
-    pub access: Access,
-}
-
-impl DirGrant {
-    /// Parses `HOST::GUEST[:ro|:rw]`.
-    ///
-    /// # Errors
-    ///
-    /// A missing `::`, an invalid guest path, an unknown mode.
-    pub fn parse(spec: &str) -> Result<DirGrant, Error> {
-        let (host, rest) = spec.split_once("::").ok_or_else(|| {
-            Error::invalid_input(format!(
-                "`--dir {spec}` is not of the form HOST::GUEST[:ro|:rw]"
-            ))
-        })?;
-        let (guest, access) = match rest.rsplit_once(':') {
-            Some((g, "ro")) => (g, Access::ReadOnly),
-            Some((g, "rw")) => (g, Access::ReadWrite),
-            Some((_, mode)) if !mode.contains('/') => {
-                return Err(Error::invalid_input(format!(
-                    "`--dir {spec}`: unknown mode `{mode}` (use `ro` or `rw`)"
-                )));
-            }
-            _ => (rest, Access::ReadOnly),
-        };
-        if host.is_empty() {
-            return Err(Error::invalid_input(format!(
-                "`--dir {spec}`: empty host path"
-            )));
-        }
-        let guest = GuestPath::new(guest).map_err(|e| {
-            Error::invalid_input(format!("`--dir {spec}`: {e} (hint: {})", e.hint()))
-        })?;
-        Ok(DirGrant {
-            host: PathBuf::from(host),
-            guest,
-            access,
-        })
-    }
-}
-
-/// Configures one run. Deny by default: no arguments but `argv[0]`, only the policy's
-/// environment, empty stdin, no directories, seed 0.
+/// Configures one run (used by the job stage only). Deny by default: no arguments but
+/// `argv[0]`, only the policy's environment, empty stdin, no directories, seed 0.
 #[derive(Debug)]
-pub struct SandboxBuilder<'a> {
+pub(crate) struct SandboxBuilder<'a> {
     engine: &'a Engine,
     module: &'a GuestModule,
     policy: &'a Policy,
     argv0: String,
-    args: Vec<String>,
-    env: BTreeMap<String, String>,
-    stdin: Vec<u8>,
-    dirs: Vec<DirGrant>,
-    seed: u64,
+    /// A runner's leading arguments (the program text), before the invocation's.
+    lead_args: Vec<String>,
+    /// A runner's environment, over the policy's and under the invocation's.
+    runner_env: Vec<(String, String)>,
+    invocation: Invocation,
     keep_inputs: bool,
-    input: Option<std::sync::Arc<[u8]>>,
-}
-
-/// The inputs of a run that a record must keep to replay it.
-#[derive(Debug, Clone, Default)]
-pub struct RunInputs {
-    /// `argv`, including `argv[0]`.
-    pub argv: Vec<String>,
-    /// The guest environment (policy merged under invocation), sorted.
-    pub env: BTreeMap<String, String>,
-    /// Stdin bytes.
-    pub stdin: Vec<u8>,
-    /// Seed of the random and clock virtualisation.
-    pub seed: u64,
-    /// The case input (`corral_v1`).
-    pub input: Option<std::sync::Arc<[u8]>>,
-    /// Staged read-only inputs: guest path, directories, files (with bytes).
-    pub inputs: Vec<StagedInput>,
-    /// Whether any writable host directory was granted (such runs replay only if the
-    /// directory's initial contents are the same; they are not captured).
-    pub rw_dirs: Vec<String>,
-}
-
-/// One read-only input directory as staged for a run.
-#[derive(Debug, Clone, Default)]
-pub struct StagedInput {
-    /// Guest path.
-    pub guest: String,
-    /// Directories, relative.
-    pub dirs: Vec<String>,
-    /// Files, relative, with their hashes.
-    pub files: Vec<StagedFile>,
-    /// The staged bytes of each file (same order as `files`).
-    pub contents: Vec<Vec<u8>>,
 }
 
 impl<'a> SandboxBuilder<'a> {
@@ -145,73 +60,46 @@ impl<'a> SandboxBuilder<'a> {
             module,
             policy,
             argv0: "main".into(),
-            args: Vec::new(),
-            env: BTreeMap::new(),
-            stdin: Vec::new(),
-            dirs: Vec::new(),
-            seed: 0,
+            lead_args: Vec::new(),
+            runner_env: Vec::new(),
+            invocation: Invocation::default(),
             keep_inputs: false,
-            input: None,
         }
-    }
-
-    /// The case input the guest reads through `corral_v1::input_*` (the guest SDK). By
-    /// default none.
-    pub fn input(mut self, bytes: Option<std::sync::Arc<[u8]>>) -> Self {
-        self.input = bytes;
-        self
     }
 
     /// Keep the bytes of staged inputs in [`Finished::inputs`] (needed to write a run
     /// record). By default `false`.
-    pub fn keep_inputs(mut self, keep: bool) -> Self {
+    pub(crate) fn keep_inputs(mut self, keep: bool) -> Self {
         self.keep_inputs = keep;
         self
     }
 
     /// `argv[0]`. By default `main` (never a host path).
-    pub fn argv0(mut self, name: impl Into<String>) -> Self {
+    pub(crate) fn argv0(mut self, name: impl Into<String>) -> Self {
         self.argv0 = name.into();
         self
     }
 
-    /// Appends guest arguments after `argv[0]`. By default none.
-    pub fn args<I, S>(mut self, args: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.args.extend(args.into_iter().map(Into::into));
+    /// A runner's arguments, before the invocation's. By default none.
+    pub(crate) fn args(mut self, args: impl IntoIterator<Item = String>) -> Self {
+        self.lead_args.extend(args);
         self
     }
 
-    /// Sets one environment variable (overrides the policy's `[env]`). By default only the
-    /// policy's environment.
-    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.insert(key.into(), value.into());
+    /// A runner's environment (over the policy's, under the invocation's). By default none.
+    pub(crate) fn runner_env(mut self, env: &[(String, String)]) -> Self {
+        self.runner_env.extend_from_slice(env);
         self
     }
 
-    /// The guest's stdin. By default empty (EOF at once).
-    pub fn stdin(mut self, bytes: Vec<u8>) -> Self {
-        self.stdin = bytes;
-        self
-    }
-
-    /// Exposes a host directory. By default none.
+    /// The run's inputs. By default [`Invocation::default`].
     ///
     /// # Security
     ///
-    /// Read-only grants are staged copies; a read-write grant hands the guest the host
-    /// directory itself (only if the policy allows it).
-    pub fn dir(mut self, grant: DirGrant) -> Self {
-        self.dirs.push(grant);
-        self
-    }
-
-    /// The seed of the guest's random streams. By default 0.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
+    /// Read-only directory grants are staged copies; a read-write grant hands the guest the
+    /// host directory itself (only if the policy allows it).
+    pub(crate) fn invocation(mut self, invocation: Invocation) -> Self {
+        self.invocation = invocation;
         self
     }
 
@@ -222,10 +110,12 @@ impl<'a> SandboxBuilder<'a> {
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput): arguments or environment
     /// with NUL bytes, `=` in names, over the size caps; directory grants that overlap each
     /// other or the scratch dir, or ask for `:rw` when the policy does not allow it.
-    pub fn build(self) -> Result<Sandbox, Error> {
-        let mut argv = Vec::with_capacity(self.args.len() + 1);
+    pub(crate) fn build(self) -> Result<Sandbox, Error> {
+        let inv = self.invocation;
+        let mut argv = Vec::with_capacity(self.lead_args.len() + inv.args.len() + 1);
         argv.push(self.argv0);
-        argv.extend(self.args);
+        argv.extend(self.lead_args);
+        argv.extend(inv.args);
         if argv.len() > MAX_ARGS {
             return Err(Error::invalid_input(format!(
                 "{} arguments, more than the {MAX_ARGS} allowed",
@@ -243,15 +133,22 @@ impl<'a> SandboxBuilder<'a> {
                 "argument {i} contains a NUL byte (hint: a guest would see it cut short)"
             )));
         }
+        let max_stdin = self.policy.limits.stdin;
+        if inv.stdin.len() as u64 > max_stdin.0 {
+            return Err(Error::invalid_input(format!(
+                "stdin is {} bytes, more than the policy's `stdin_bytes` limit of {max_stdin}",
+                inv.stdin.len()
+            )));
+        }
         let mut env = self.policy.env.clone();
-        for (k, v) in self.env {
+        for (k, v) in self.runner_env.into_iter().chain(inv.env) {
             policy::check_env_var(&k, &v).map_err(Error::invalid_input)?;
             env.insert(k, v);
         }
         policy::check_env_size(&env).map_err(Error::invalid_input)?;
 
         let mut taken: Vec<GuestPath> = self.policy.fs.scratch.iter().cloned().collect();
-        if matches!(self.module.compiled(), Compiled::Reactor { .. })
+        if matches!(self.module.linked(), Linked::Reactor { .. })
             && let Ok(lib) = GuestPath::new(preinit::LIB_GUEST)
         {
             // The scientific runner's standard library (and matplotlib's data, inside it).
@@ -262,7 +159,7 @@ impl<'a> SandboxBuilder<'a> {
             }
             taken.push(lib);
         }
-        for d in &self.dirs {
+        for d in &inv.dirs {
             if let Some(other) = taken.iter().find(|t| t.overlaps(&d.guest)) {
                 return Err(Error::invalid_input(format!(
                     "guest path `{}` overlaps `{other}` (hint: each directory needs its own, non-nested guest path)",
@@ -290,18 +187,18 @@ impl<'a> SandboxBuilder<'a> {
             policy: self.policy.clone(),
             argv,
             env,
-            stdin: self.stdin,
-            dirs: self.dirs,
-            seed: self.seed,
+            stdin: inv.stdin,
+            dirs: inv.dirs,
+            seed: inv.seed,
             keep_inputs: self.keep_inputs,
-            input: self.input,
+            input: inv.input,
         })
     }
 }
 
-/// A configured run, consumed by [`Sandbox::run`].
+/// A configured run, consumed by [`Sandbox::run_full`].
 #[derive(Debug)]
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     engine: Engine,
     module: GuestModule,
     policy: Policy,
@@ -316,7 +213,7 @@ pub struct Sandbox {
 
 /// A finished run: the report, the full audit trail and the inputs to record.
 #[derive(Debug)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// The report.
     pub report: RunReport,
     /// The audit trail.
@@ -326,28 +223,16 @@ pub struct Finished {
 }
 
 impl Sandbox {
-    /// Runs the guest to a verdict.
+    /// Runs the guest to a verdict; returns the report, the audit trail and the inputs (for
+    /// records).
     ///
     /// # Errors
     ///
-    /// Only host failures (a temp dir cannot be created, a staging copy fails). Every
-    /// guest outcome, including traps and limits, is a verdict in `Ok`.
-    ///
-    /// # Determinism
-    ///
-    /// With the same module, policy, inputs and seed, the report is identical except for
-    /// `wall_time` and `limit = wall_time` verdicts.
-    pub async fn run(self) -> Result<RunReport, Error> {
-        Ok(self.run_full().await?.report)
-    }
-
-    /// As [`Sandbox::run`], also returning the audit trail and the inputs (for records).
-    ///
-    /// # Errors
-    ///
-    /// As [`Sandbox::run`].
-    pub async fn run_full(self) -> Result<Finished, Error> {
-        let temp_root = &self.engine.config().temp_root;
+    /// Only host failures (a temp dir cannot be created, a staging copy fails) and invalid
+    /// input (a directory that cannot be opened). Every guest outcome, including traps and
+    /// limits, is a verdict in `Ok`.
+    pub(crate) async fn run_full(self) -> Result<Finished, Error> {
+        let temp_root = self.engine.work_dir();
         let mut keep_alive: Vec<tempfile::TempDir> = Vec::new();
         let mut preopens = Vec::new();
         let mut inputs = RunInputs {
@@ -358,10 +243,12 @@ impl Sandbox {
             input: self.input.clone(),
             ..RunInputs::default()
         };
+        // All read-only inputs of the run together stay within the staging caps.
+        let mut budget = stage::StageBudget::default();
         for d in &self.dirs {
             match d.access {
                 Access::ReadOnly => {
-                    let staged = stage::stage_dir(&d.host, temp_root)?;
+                    let staged = stage::stage_dir(&d.host, temp_root, &mut budget)?;
                     let mut contents = Vec::with_capacity(staged.files.len());
                     for f in staged.files.iter().filter(|_| self.keep_inputs) {
                         contents.push(std::fs::read(staged.path().join(&f.path)).map_err(|e| {
@@ -397,25 +284,6 @@ impl Sandbox {
         self.run_with(preopens, keep_alive, inputs).await
     }
 
-    /// Replays with inputs rebuilt from a record.
-    pub(crate) async fn run_rebuilt(
-        self,
-        rebuilt: Vec<(String, tempfile::TempDir)>,
-        inputs: RunInputs,
-    ) -> Result<Finished, Error> {
-        let mut keep_alive = Vec::new();
-        let mut preopens = Vec::new();
-        for (guest, dir) in rebuilt {
-            preopens.push(Preopen {
-                host: dir.path().to_path_buf(),
-                guest,
-                writable: false,
-            });
-            keep_alive.push(dir);
-        }
-        self.run_with(preopens, keep_alive, inputs).await
-    }
-
     async fn run_with(
         self,
         mut preopens: Vec<Preopen>,
@@ -435,7 +303,7 @@ impl Sandbox {
             );
             scratch_dir = Some(dir);
         }
-        if let Compiled::Reactor { lib, .. } = self.module.compiled() {
+        if let Linked::Reactor { lib, .. } = self.module.linked() {
             // The runner's standard library, first (descriptor 3), as when it was built, and
             // matplotlib's data where matplotlib looks for it (inside the zip's path).
             preopens.insert(
@@ -483,13 +351,18 @@ impl Sandbox {
         let deadline = started + self.policy.limits.wall_time;
         let budget = self.policy.limits.wall_time + WALL_GRACE;
         self.engine.ensure_ticker();
-        let (result, remaining, trail, sdk, captures, log) = match self.module.compiled() {
-            Compiled::Core(pre) => {
+        let (result, remaining, trail, sdk, captures, log, facts) = match self.module.linked() {
+            Linked::Core(pre) => {
                 let built = wasi::build_p1(setup)?;
                 let log = built.log.clone();
                 let state = RunState {
                     gate: built.gate,
-                    limiter: Limiter::new(limits.memory.0, limits.table_elements.0, 1, log.clone()),
+                    limiter: Limiter::new(
+                        limits.memory.0,
+                        limits.table_elements.0,
+                        (1, 1, 1),
+                        log.clone(),
+                    ),
                     fuel_budget,
                 };
                 let mut store = new_store(self.engine.wasmtime(), state, deadline, &log)?;
@@ -500,7 +373,7 @@ impl Sandbox {
                     start.call_async(&mut store, ()).await
                 };
                 let result = drive(run, budget, &log).await;
-                let (remaining, trail, sdk) = harvest(&mut store);
+                let (remaining, trail, sdk, facts) = harvest(&mut store);
                 (
                     result,
                     remaining,
@@ -508,9 +381,10 @@ impl Sandbox {
                     sdk,
                     (built.stdout, built.stderr),
                     log,
+                    facts,
                 )
             }
-            Compiled::Reactor { pre, .. } => {
+            Linked::Reactor { pre, .. } => {
                 let built = wasi::build_p1(setup)?;
                 let log = built.log.clone();
                 // The runner's own table is corral's, not the program's: the limit applies to
@@ -521,7 +395,7 @@ impl Sandbox {
                     .max(self.module.info().table_min_elements);
                 let state = RunState {
                     gate: built.gate,
-                    limiter: Limiter::new(limits.memory.0, tables, 1, log.clone()),
+                    limiter: Limiter::new(limits.memory.0, tables, (1, 1, 1), log.clone()),
                     fuel_budget,
                 };
                 let engine = pre.module().engine();
@@ -537,7 +411,7 @@ impl Sandbox {
                     }
                 };
                 let result = drive(run, budget, &log).await;
-                let (remaining, trail, sdk) = harvest(&mut store);
+                let (remaining, trail, sdk, facts) = harvest(&mut store);
                 (
                     result,
                     remaining,
@@ -545,19 +419,26 @@ impl Sandbox {
                     sdk,
                     (built.stdout, built.stderr),
                     log,
+                    facts,
                 )
             }
-            Compiled::Component(pre) => {
+            Linked::Component(pre) => {
                 let built = wasi::build_p2(setup)?;
                 let log = built.log.clone();
+                let mut table = wasmtime::component::ResourceTable::new();
+                table.set_max_capacity(crate::capability::rules::MAX_HANDLES);
                 let state = CompState {
                     ctx: built.ctx,
-                    table: wasmtime::component::ResourceTable::new(),
+                    table,
                     core: built.core,
                     limiter: Limiter::new(
                         limits.memory.0,
                         limits.table_elements.0,
-                        MAX_COMPONENT_INSTANCES,
+                        (
+                            MAX_COMPONENT_INSTANCES,
+                            MAX_COMPONENT_MEMORIES,
+                            MAX_COMPONENT_TABLES,
+                        ),
                         log.clone(),
                     ),
                     fuel_budget,
@@ -572,7 +453,7 @@ impl Sandbox {
                     }
                 };
                 let result = drive(run, budget, &log).await;
-                let (remaining, trail, sdk) = harvest(&mut store);
+                let (remaining, trail, sdk, facts) = harvest(&mut store);
                 (
                     result,
                     remaining,
@@ -580,6 +461,7 @@ impl Sandbox {
                     sdk,
                     (built.stdout, built.stderr),
                     log,
+                    facts,
                 )
             }
         };
@@ -587,7 +469,7 @@ impl Sandbox {
         if let Some(first) = log.first() {
             flags.hit(first);
         }
-        let verdict = verdict::classify(&result, &flags);
+        let verdict = verdict::classify(&result, &flags, facts);
         let (stdout, stdout_truncated) = captures.0.take();
         let (stderr, stderr_truncated) = captures.1.take();
         let report = RunReport {
@@ -614,6 +496,7 @@ impl Sandbox {
             trail_hash: Some(format!("blake3:{}", trail.hash())),
             result: sdk.result,
             metrics: sdk.metrics,
+            isolation: crate::worker::Walls::default(),
         };
         drop(keep_alive);
         if let Some(dir) = scratch_dir {
@@ -629,7 +512,7 @@ impl Sandbox {
 
 impl Engine {
     /// Starts configuring a run of `module` under `policy`.
-    pub fn sandbox<'a>(
+    pub(crate) fn sandbox<'a>(
         &'a self,
         module: &'a GuestModule,
         policy: &'a Policy,
@@ -733,6 +616,7 @@ fn new_store<T: GatedState>(
                     cx.set_fuel(remaining.saturating_sub(owed))?;
                 }
             }
+            CallHook::CallingWasm => cx.data_mut().gate_core().wasm_entered = true,
             _ => {}
         }
         Ok(())
@@ -740,14 +624,22 @@ fn new_store<T: GatedState>(
     Ok(store)
 }
 
-/// What a finished store leaves for the report: remaining fuel, the trail, the SDK state.
-fn harvest<T: GatedState>(store: &mut Store<T>) -> (u64, AuditTrail, crate::capability::SdkState) {
+/// What a finished store leaves for the report: remaining fuel, the trail, the SDK state,
+/// and what the verdict needs to know of the run.
+fn harvest<T: GatedState>(
+    store: &mut Store<T>,
+) -> (u64, AuditTrail, crate::capability::SdkState, RunFacts) {
     let remaining = store.get_fuel().unwrap_or(0);
     let core = store.data_mut().gate_core();
+    let facts = RunFacts {
+        guest_ran: core.wasm_entered,
+        gate_trapped: core.gate_trapped,
+    };
     (
         remaining,
         std::mem::take(&mut core.trail),
         std::mem::take(&mut core.sdk),
+        facts,
     )
 }
 
@@ -766,18 +658,5 @@ async fn drive(
                 LimitKind::WallTime,
             )))
         }
-    }
-}
-
-impl Verdict {
-    /// Whether this verdict came from running the guest (as opposed to never starting it).
-    pub fn ran(&self) -> bool {
-        !matches!(
-            self,
-            Verdict::Rejected(_)
-                | Verdict::CompileError(_)
-                | Verdict::InvalidInput(_)
-                | Verdict::HostError(_)
-        )
     }
 }

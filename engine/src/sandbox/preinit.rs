@@ -320,7 +320,7 @@ fn snapshot_here(input: &[u8], lib: &Path, init: &str) -> Result<Vec<u8>, Error>
     let log = built.log.clone();
     let state = RunState {
         gate: built.gate,
-        limiter: Limiter::new(INIT_MEMORY, u64::from(u32::MAX), 1, log.clone()),
+        limiter: Limiter::new(INIT_MEMORY, u64::from(u32::MAX), (1, 1, 1), log.clone()),
         fuel_budget: INIT_FUEL,
     };
     // No epoch ticker runs for this engine: the wall-clock deadline is never checked.

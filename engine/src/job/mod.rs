@@ -1,0 +1,587 @@
+//! The job stage: source in, report out.
+//!
+//! compile → admit → sandbox → run → verdict → record, written once. `corral run` and
+//! `check`, `eval`, `humaneval`, `replay`, the benchmarks and every face (the HTTP service,
+//! MCP, the Python package) call it; nothing else builds a sandbox.
+//!
+//! - A [`Source`] (bytes, a display name, a [`Language`]) becomes a [`Program`] once:
+//!   compiled, admitted under a policy, and knowing the `argv[0]`, leading arguments and
+//!   environment its runner needs (interpreted languages run inside a runner that gets the
+//!   program text as `argv[1]`).
+//! - An [`Invocation`] carries the six inputs of one run: arguments, environment, stdin,
+//!   directory grants, seed, and the guest-SDK case input.
+//! - [`run`] runs a program once for an invocation and returns an [`Outcome`]: the report
+//!   (every failure that is not the host's own is a verdict, mapped here and nowhere else)
+//!   and, when the guest ran, what [`Outcome::write_record`] needs to write its run record.
+//!
+//! # Example
+//!
+//! ```
+//! use corral::job::{self, Invocation, Program, Recording};
+//! use corral::compile::{Language, Source};
+//! use corral::{Engine, EngineConfig, Policy, Verdict};
+//!
+//! let wat = r#"(module
+//!     (import "wasi_snapshot_preview1" "fd_write"
+//!       (func $fd_write (param i32 i32 i32 i32) (result i32)))
+//!     (memory (export "memory") 1)
+//!     (data (i32.const 16) "hello\n")
+//!     (func (export "_start")
+//!       (i32.store (i32.const 0) (i32.const 16))
+//!       (i32.store (i32.const 4) (i32.const 6))
+//!       (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+//! let engine = Engine::new(EngineConfig::default())?;
+//! let policy = Policy::strict();
+//! let source = Source::new(wat.as_bytes().to_vec(), "hello.wat", Language::Wat);
+//! let program = Program::prepare(&engine, &source, &policy)?; // once
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+//! let outcome = rt.block_on(job::run(&engine, &program, &policy, &Invocation::default(), Recording::Off))?; // many times
+//! assert_eq!(outcome.report.verdict, Verdict::Ok);
+//! assert_eq!(outcome.report.stdout, b"hello\n");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod worker;
+
+use std::path::PathBuf;
+
+use crate::compile::runner::RunnerKind;
+use crate::compile::{self, Compiled, Language, Source};
+use crate::engine::{Engine, GuestModule};
+use crate::error::{Error, ErrorKind};
+use crate::inputs::RunInputs;
+pub use crate::inputs::{Invocation, Recording};
+use crate::policy::Policy;
+use crate::record::trail::TrailSnapshot;
+use crate::record::{self, RecordStore};
+use crate::report::{ModuleHash, RunReport};
+use crate::verdict::Verdict;
+use crate::worker::protocol::Finished;
+pub use worker::serve_worker;
+
+/// How a source becomes wasm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Build {
+    /// The program itself (`main`, or the runner for interpreted languages).
+    #[default]
+    Program,
+    /// A Rust file compiled as a test harness (`rustc --test`): it runs every `#[test]` and
+    /// exits non-zero if any fails (HumanEval-Rust).
+    RustTests,
+}
+
+/// A compiled, admitted program that knows how its runner is invoked; or why it is not
+/// runnable (a compile error or a rejection, as a report). Prepare once, run many times.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Program {
+    name: String,
+    language: Language,
+    state: State,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Ready(Box<Ready>),
+    Failed(Box<RunReport>),
+}
+
+#[derive(Debug, Clone)]
+struct Ready {
+    module: GuestModule,
+    argv0: String,
+    /// For runners: the program text (`argv[1]`).
+    lead_args: Vec<String>,
+    /// Environment the runner needs (over the policy's, under the invocation's).
+    env: Vec<(String, String)>,
+    /// The runner the program runs on (interpreted languages).
+    runner: Option<RunnerKind>,
+}
+
+/// `` `NAME` failed to compile: FIRST ERROR `` (the first line that says `error`, else the
+/// first line).
+fn compile_message(name: &str, diag: &str) -> String {
+    let first = first_error_line(diag);
+    if first.is_empty() {
+        format!("`{name}` failed to compile")
+    } else {
+        format!("`{name}` failed to compile: {first}")
+    }
+}
+
+/// The most telling line of compiler diagnostics: the first that says `error` (or is the
+/// compiler's own note), else the first non-empty one; at most 200 characters.
+pub fn first_error_line(diag: &str) -> String {
+    let first = diag
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("error") || l.starts_with("the compiler"))
+        .or_else(|| diag.lines().map(str::trim).find(|l| !l.is_empty()))
+        .unwrap_or("");
+    first.chars().take(200).collect()
+}
+
+impl Program {
+    /// Compiles (if needed) and admits `source` under `policy`.
+    ///
+    /// # Errors
+    ///
+    /// Host failures only (no compiler installed, a runner cannot be built). A source that
+    /// does not compile or a module that is rejected is a program whose
+    /// [`Program::failure`] says why; running it returns that report.
+    pub fn prepare(engine: &Engine, source: &Source, policy: &Policy) -> Result<Program, Error> {
+        Program::build(engine, source, policy, Build::Program)
+    }
+
+    /// As [`Program::prepare`], choosing how the source becomes wasm.
+    ///
+    /// # Errors
+    ///
+    /// As [`Program::prepare`].
+    pub fn build(
+        engine: &Engine,
+        source: &Source,
+        policy: &Policy,
+        build: Build,
+    ) -> Result<Program, Error> {
+        let cfg = engine.config();
+        let cache = cfg.cache_dir.as_deref();
+        let compiled = match build {
+            Build::Program => compile::compile(source, engine.work_dir(), cache)?,
+            Build::RustTests => compile::compile_rust_tests(source, engine.work_dir(), cache)?,
+        };
+        let failed = |report: RunReport| Program {
+            name: source.name.clone(),
+            language: source.language,
+            state: State::Failed(Box::new(report)),
+        };
+        let rejected = |rejection: crate::admit::Rejection, hash: ModuleHash| {
+            let mut report = RunReport::without_run(
+                Verdict::Rejected(rejection.0.clone()),
+                format!("the module was rejected: {}", rejection.0),
+            );
+            report.module_hash = Some(hash);
+            failed(report)
+        };
+        let ready = match compiled {
+            Compiled::Wasm(w) => match engine.admit(&w, policy) {
+                Ok(module) => Ready {
+                    module,
+                    argv0: "main".into(),
+                    lead_args: Vec::new(),
+                    env: Vec::new(),
+                    runner: None,
+                },
+                Err(r) => return Ok(rejected(r, ModuleHash::of(&w))),
+            },
+            Compiled::Runner {
+                runner,
+                source: text,
+            } => {
+                match engine.admit_file(&runner.wasm, runner.hash, policy) {
+                    // Interpreters get the display name as argv[0] and the program as argv[1].
+                    Ok(module) => Ready {
+                        module,
+                        argv0: source.name.clone(),
+                        lead_args: vec![text],
+                        env: runner
+                            .kind
+                            .guest_env()
+                            .iter()
+                            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                            .collect(),
+                        runner: Some(runner.kind),
+                    },
+                    Err(r) => return Ok(rejected(r, runner.hash)),
+                }
+            }
+            Compiled::Error(diag) => {
+                let mut report = RunReport::without_run(
+                    Verdict::CompileError(diag.clone()),
+                    compile_message(&source.name, &diag),
+                );
+                report.diagnostics = Some(diag);
+                return Ok(failed(report));
+            }
+        };
+        Ok(Program {
+            name: source.name.clone(),
+            language: source.language,
+            state: State::Ready(Box::new(ready)),
+        })
+    }
+
+    /// A program from a module admitted elsewhere (a record's module, a benchmark guest),
+    /// run with `argv0` and no runner arguments.
+    pub fn from_module(
+        module: GuestModule,
+        language: Language,
+        argv0: impl Into<String>,
+    ) -> Program {
+        let argv0 = argv0.into();
+        Program {
+            name: argv0.clone(),
+            language,
+            state: State::Ready(Box::new(Ready {
+                module,
+                argv0,
+                lead_args: Vec::new(),
+                env: Vec::new(),
+                runner: None,
+            })),
+        }
+    }
+
+    /// A program from its parts (a worker process rebuilding what its supervisor prepared).
+    pub(crate) fn from_parts(
+        module: GuestModule,
+        argv0: String,
+        lead_args: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> Program {
+        Program {
+            name: argv0.clone(),
+            language: Language::Wasm,
+            state: State::Ready(Box::new(Ready {
+                module,
+                argv0,
+                lead_args,
+                env,
+                runner: None,
+            })),
+        }
+    }
+
+    /// The display name (the file name the user gave).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The language the program came from.
+    pub fn language(&self) -> Language {
+        self.language
+    }
+
+    /// The admitted module, unless compiling or admission failed.
+    pub fn module(&self) -> Option<&GuestModule> {
+        match &self.state {
+            State::Ready(r) => Some(&r.module),
+            State::Failed(_) => None,
+        }
+    }
+
+    /// Why the program cannot run (`compile_error` or `rejected`), if it cannot.
+    pub fn failure(&self) -> Option<&RunReport> {
+        match &self.state {
+            State::Ready(_) => None,
+            State::Failed(r) => Some(r),
+        }
+    }
+
+    /// The report of `corral check`: `ok` with what admission learnt, or why not.
+    pub fn check_report(&self) -> RunReport {
+        match &self.state {
+            State::Failed(r) => (**r).clone(),
+            State::Ready(r) => {
+                let info = r.module.info();
+                let message = match r.runner {
+                    Some(kind) => format!(
+                        "the program was admitted, to run on the {} runner ({} bytes)",
+                        kind.name(),
+                        info.size
+                    ),
+                    None => format!(
+                        "the module was admitted ({} functions, {} bytes)",
+                        info.functions, info.size
+                    ),
+                };
+                let mut report = RunReport::without_run(Verdict::Ok, message);
+                report.module_hash = Some(r.module.hash());
+                report
+            }
+        }
+    }
+}
+
+/// What a job produced: the report, and when the guest ran, what its record needs.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The report (every verdict, including compile errors, rejections and invalid input).
+    pub report: RunReport,
+    ran: Option<Ran>,
+}
+
+#[derive(Debug)]
+struct Ran {
+    module: GuestModule,
+    language: Language,
+    policy: Policy,
+    /// With [`Recording::On`]: what a record needs.
+    trail: Option<TrailSnapshot>,
+    inputs: Option<RunInputs>,
+}
+
+impl Outcome {
+    /// An outcome in which the guest never ran.
+    pub fn without_run(report: RunReport) -> Outcome {
+        Outcome { report, ran: None }
+    }
+
+    /// Whether the guest ran (so its output and trail mean something).
+    pub fn ran(&self) -> bool {
+        self.ran.is_some()
+    }
+
+    /// The gate's audit trail, when the guest ran with [`Recording::On`] or
+    /// [`Recording::Trail`].
+    pub fn trail(&self) -> Option<&TrailSnapshot> {
+        self.ran.as_ref().and_then(|r| r.trail.as_ref())
+    }
+
+    /// The module that ran.
+    pub fn module(&self) -> Option<&GuestModule> {
+        self.ran.as_ref().map(|r| &r.module)
+    }
+
+    /// Writes the run record into `store` (when the guest ran) and sets the report's
+    /// `record` to its path. The run must have been made with [`Recording::On`] for input
+    /// directories to be recorded.
+    ///
+    /// # Errors
+    ///
+    /// The store cannot be written.
+    pub fn write_record(
+        &mut self,
+        engine: &Engine,
+        store: &RecordStore,
+    ) -> Result<Option<PathBuf>, Error> {
+        let Some(ran) = &self.ran else {
+            return Ok(None);
+        };
+        let (Some(trail), Some(inputs)) = (&ran.trail, &ran.inputs) else {
+            return Ok(None); // run with Recording::Off
+        };
+        let path = record::write(
+            store,
+            record::RecordParts {
+                module: &ran.module,
+                language: ran.language,
+                policy: &ran.policy,
+                inputs,
+                report: &self.report,
+                trail,
+                engine: engine.identity(),
+            },
+        )?;
+        self.report.record = Some(path.display().to_string());
+        Ok(Some(path))
+    }
+}
+
+/// The report for an error of the host side: `invalid_input` for the caller's bad input (an
+/// unreadable file, a bad policy, an invalid invocation), `host_error` for corral's own
+/// failures. The one place where errors become verdicts.
+pub fn error_report(e: &Error) -> RunReport {
+    let verdict = match e.kind() {
+        ErrorKind::InvalidInput | ErrorKind::Policy => Verdict::InvalidInput(e.to_string()),
+        _ => Verdict::HostError(e.to_string()),
+    };
+    RunReport::without_run(verdict, e.to_string())
+}
+
+/// `Ok(report)` for errors that are the caller's (invalid input), `Err` for the host's.
+fn caller_error(e: Error, module: &GuestModule) -> Result<Outcome, Error> {
+    match e.kind() {
+        ErrorKind::InvalidInput | ErrorKind::Policy => {
+            let mut report = error_report(&e);
+            report.module_hash = Some(module.hash());
+            Ok(Outcome::without_run(report))
+        }
+        _ => Err(e),
+    }
+}
+
+/// Runs `program` once under `policy` with `invocation`: in this process, or in a worker
+/// process when the engine is configured with [`Isolation::Workers`](crate::worker::Isolation).
+///
+/// # Errors
+///
+/// Host failures only. A program that did not compile or was rejected returns its report;
+/// an invalid invocation (bad arguments or environment, a directory grant the policy does
+/// not allow, an unreadable directory, walls the policy requires that are not up) is an
+/// `invalid_input` verdict; every guest outcome is a verdict.
+///
+/// # Determinism
+///
+/// With the same program, policy and invocation, the report is identical except for
+/// `isolation`, `wall_time` and `limit = wall_time` verdicts.
+pub async fn run(
+    engine: &Engine,
+    program: &Program,
+    policy: &Policy,
+    invocation: &Invocation,
+    recording: Recording,
+) -> Result<Outcome, Error> {
+    let ready = match &program.state {
+        State::Ready(r) => r,
+        State::Failed(report) => return Ok(Outcome::without_run((**report).clone())),
+    };
+    let workers = engine.workers().await?;
+    let walls = workers.map(|p| p.walls()).unwrap_or_default();
+    let missing: Vec<&str> = policy
+        .isolation
+        .require
+        .iter()
+        .map(String::as_str)
+        .filter(|w| !walls.has(w))
+        .collect();
+    if !missing.is_empty() {
+        return caller_error(
+            Error::invalid_input(format!(
+                "the policy requires isolation walls that are not up here: {} (hint: run in worker processes, e.g. `corral run --isolate`; `corral check` does not run anything)",
+                missing.join(", ")
+            )),
+            &ready.module,
+        );
+    }
+    let finished = match workers {
+        None => match run_here(engine, program, policy, invocation, recording).await {
+            Ok(f) => f,
+            Err(e) => return caller_error(e, &ready.module),
+        },
+        Some(pool) => match in_worker(pool, ready, policy, invocation, recording).await? {
+            Ok(f) => f,
+            Err(report) => return Ok(Outcome::without_run(report)),
+        },
+    };
+    let mut report = finished.report;
+    report.isolation = walls;
+    Ok(Outcome {
+        report,
+        ran: Some(Ran {
+            module: ready.module.clone(),
+            language: program.language,
+            policy: policy.clone(),
+            trail: finished.trail,
+            inputs: finished.inputs,
+        }),
+    })
+}
+
+/// Runs `program` in this process (a worker process runs its runs here too).
+pub(crate) async fn run_here(
+    engine: &Engine,
+    program: &Program,
+    policy: &Policy,
+    invocation: &Invocation,
+    recording: Recording,
+) -> Result<Finished, Error> {
+    let ready = match &program.state {
+        State::Ready(r) => r,
+        State::Failed(report) => {
+            return Ok(Finished {
+                report: (**report).clone(),
+                trail: None,
+                inputs: None,
+            });
+        }
+    };
+    let sandbox = engine
+        .sandbox(&ready.module, policy)
+        .argv0(ready.argv0.clone())
+        .args(ready.lead_args.iter().cloned())
+        .runner_env(&ready.env)
+        .invocation(invocation.clone())
+        .keep_inputs(recording == Recording::On)
+        .build()?;
+    let finished = sandbox.run_full().await?;
+    Ok(Finished {
+        report: finished.report,
+        trail: (recording != Recording::Off).then(|| TrailSnapshot::of(&finished.trail)),
+        inputs: (recording == Recording::On).then_some(finished.inputs),
+    })
+}
+
+/// Runs `ready` in a worker process; `Err(report)` when the run ended without a result
+/// (the worker was killed at the deadline, or died).
+async fn in_worker(
+    pool: &crate::worker::pool::Pool,
+    ready: &Ready,
+    policy: &Policy,
+    invocation: &Invocation,
+    recording: Recording,
+) -> Result<Result<Finished, RunReport>, Error> {
+    use crate::worker::pool::{Lost, RunFailure};
+    use crate::worker::protocol::{ModuleRef, PolicyRef, RunRequest};
+    let hash = ready.module.hash();
+    let (module, bytes) = match ready.module.source() {
+        crate::engine::ModuleSource::File(path) => (ModuleRef::File(hash, path.clone()), None),
+        crate::engine::ModuleSource::Bytes(b) => (ModuleRef::Known(hash), Some(b.clone())),
+    };
+    let req = RunRequest {
+        id: 0,
+        module,
+        policy: PolicyRef::Known([0; 32]),
+        argv0: ready.argv0.clone(),
+        lead_args: ready.lead_args.clone(),
+        runner_env: ready.env.clone(),
+        invocation: invocation.clone(),
+        recording,
+        hook: invocation_hook(invocation),
+    };
+    let text = (policy.name().to_string(), policy.to_canonical_toml());
+    let (reply, walls) = pool.run(req, bytes, text, policy.limits.wall_time).await?;
+    let without = |verdict: Verdict, message: String| {
+        let mut r = RunReport::without_run(verdict, message);
+        r.module_hash = Some(hash);
+        r.isolation = walls;
+        r
+    };
+    Ok(match reply {
+        Ok(f) => Ok(*f),
+        Err(RunFailure::Lost(Lost::Deadline)) => {
+            let v = Verdict::Limit(crate::verdict::LimitKind::WallTime);
+            let m = crate::verdict::message(&v, policy);
+            Err(without(v, m))
+        }
+        Err(RunFailure::Lost(Lost::Died(m))) => Err(without(Verdict::HostError(m.clone()), m)),
+        Err(RunFailure::Lost(Lost::NotStarted)) => {
+            return Err(Error::host("a run was lost by the worker pool"));
+        }
+        Err(RunFailure::Error(true, m)) => Err(without(Verdict::InvalidInput(m.clone()), m)),
+        Err(RunFailure::Error(false, m)) => return Err(Error::host(m)),
+    })
+}
+
+/// Test hooks ride on the environment of an invocation (feature `test-hooks` only).
+fn invocation_hook(invocation: &Invocation) -> Option<crate::worker::protocol::Hook> {
+    if !cfg!(feature = "test-hooks") {
+        return None;
+    }
+    match invocation.env.get(TEST_HOOK_ENV).map(String::as_str) {
+        Some("crash") => Some(crate::worker::protocol::Hook::Crash),
+        Some("block") => Some(crate::worker::protocol::Hook::Block),
+        _ => None,
+    }
+}
+
+/// With the `test-hooks` feature, an invocation whose environment sets this to `crash` or
+/// `block` makes its worker misbehave (refused by release builds).
+pub const TEST_HOOK_ENV: &str = "CORRAL_TEST_WORKER_HOOK";
+
+/// Source in, report out: [`Program::prepare`] then [`run`].
+///
+/// # Errors
+///
+/// Host failures only.
+pub async fn run_source(
+    engine: &Engine,
+    source: &Source,
+    policy: &Policy,
+    invocation: &Invocation,
+    recording: Recording,
+) -> Result<Outcome, Error> {
+    let program = Program::prepare(engine, source, policy)?;
+    run(engine, &program, policy, invocation, recording).await
+}
