@@ -53,6 +53,12 @@ pub const MAX_ENV_VARS: usize = 256;
 /// At most this many bytes of environment (`KEY=VALUE\0` summed) reach a guest.
 pub const MAX_ENV_BYTES: usize = 64 * 1024;
 
+/// Most resources (descriptors, streams, pollables, …) a component run may hold at once in
+/// the host's table; one more is a `limit = open_files`. Below wasmtime's own per-store
+/// handle cap (100,000), so the host's cap is never what stops a guest. A fixed limit of the
+/// gate (`capability::rules`), here so that the verdict messages can name it.
+pub const MAX_HANDLES: usize = 20_000;
+
 /// A deterministic CPU budget in wasmtime fuel units (about one per wasm instruction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Fuel(pub u64);
