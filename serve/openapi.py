@@ -92,7 +92,7 @@ p_req = {"type": "object", "required": ["language","version","files"], "properti
     "language": {"type": "string", "enum": ["python","py","python3","javascript","js","c","c++","cpp","rust","rs"]},
     "version": {"type": "string", "enum": ["*", "x"]},
     "files": {"type": "array", "minItems": 1, "maxItems": 1, "items": {"type": "object", "required": ["content"], "properties": {
-        "name": {"type": "string", "pattern": "^[a-z]{1,8}(\\.[a-z]{1,3})?$"}, "content": {"type": "string"}, "encoding": {"type": "string", "enum": ["utf8"]}}}},
+        "name": {"type": "string", "enum": ["main.py", "main.c", "main.cpp", "main.rs", "main.js"]}, "content": {"type": "string"}, "encoding": {"type": "string", "enum": ["utf8"]}}}},
     "stdin": {"type": "string"}, "args": {"type": "array", "items": {"type": "string"}},
     "compile_timeout": {"type": "number", "minimum": 0}, "run_timeout": {"type": "integer", "minimum": 0, "maximum": 5000},
     "compile_cpu_time": {"type": "number", "minimum": 0}, "run_cpu_time": {"type": "integer", "minimum": 0, "maximum": 5000},

@@ -25,9 +25,11 @@
 //! | `eval` | a 1,000-case suite vs a native process per case |
 //! | `humaneval` | the 164 HumanEval canonical solutions vs `python3` per problem |
 //! | `memory` | resident memory per live sandbox, and for 1,000 at once |
+//! | `serve` | `corral serve` on loopback: Python via `/run_code` at 64 clients, a 100-case `/v1/eval`, against the same runs in-process |
 
 mod guests;
 mod measure;
+mod serve;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -54,7 +56,7 @@ pub struct BenchOptions {
 }
 
 /// The groups, in the order they run.
-pub const GROUPS: [&str; 11] = [
+pub const GROUPS: [&str; 12] = [
     "per-run",
     "throughput",
     "python",
@@ -66,6 +68,7 @@ pub const GROUPS: [&str; 11] = [
     "eval",
     "humaneval",
     "memory",
+    "serve",
 ];
 
 /// A measured quantity.
@@ -214,6 +217,17 @@ impl Row {
         self
     }
 
+    /// Sets a target on the ratio: at least `min`.
+    fn ratio_at_least(mut self, min: f64, text: &str) -> Row {
+        if let Some(r) = self.ratio() {
+            self.target = Some(Target {
+                text: text.into(),
+                met: r >= min,
+            });
+        }
+        self
+    }
+
     /// Sets a target on the ratio: at most `max`.
     fn ratio_at_most(mut self, max: f64, text: &str) -> Row {
         if let Some(r) = self.ratio() {
@@ -248,6 +262,7 @@ pub fn run(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Vec<Row> {
             "eval" => measure::eval(opts),
             "humaneval" => measure::humaneval(opts),
             "memory" => measure::memory(opts),
+            "serve" => serve::serve(opts, progress),
             _ => Ok(Vec::new()),
         };
         match result {

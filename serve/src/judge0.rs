@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -342,6 +342,16 @@ pub struct Params {
     wait: Option<String>,
     fields: Option<String>,
     tokens: Option<String>,
+}
+
+/// The query parameters, or Judge0's `400 {"error"}`.
+fn query(q: Result<Query<Params>, QueryRejection>) -> Result<Params, Response> {
+    q.map(|Query(p)| p).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid query parameters: {}", e.body_text()),
+        )
+    })
 }
 
 fn flag(v: &Option<String>) -> bool {
@@ -713,10 +723,14 @@ async fn run_and_keep(svc: Arc<Service>, token: String, job: Job) {
 /// `POST /submissions`.
 pub async fn create(
     State(svc): State<Arc<Service>>,
-    Query(params): Query<Params>,
+    params: Result<Query<Params>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let params = match query(params) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let req: SubmissionRequest = match json_body(&headers, body) {
         Ok(r) => r,
         Err(e) => return error(e.status, &e.message),
@@ -777,8 +791,12 @@ fn submit(svc: &Arc<Service>, valid: Valid) -> Result<String, Response> {
 pub async fn get(
     State(svc): State<Arc<Service>>,
     Path(token): Path<String>,
-    Query(params): Query<Params>,
+    params: Result<Query<Params>, QueryRejection>,
 ) -> Response {
+    let params = match query(params) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let fields = match fields_of(&params) {
         Ok(f) => f,
         Err(r) => return r,
@@ -801,10 +819,14 @@ pub struct BatchRequest {
 /// `POST /submissions/batch`: tokens (or field errors) aligned with the input.
 pub async fn create_batch(
     State(svc): State<Arc<Service>>,
-    Query(params): Query<Params>,
+    params: Result<Query<Params>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let params = match query(params) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let req: BatchRequest = match json_body(&headers, body) {
         Ok(r) => r,
         Err(e) => return error(e.status, &e.message),
@@ -850,7 +872,14 @@ pub async fn create_batch(
 }
 
 /// `GET /submissions/batch?tokens=a,b`.
-pub async fn get_batch(State(svc): State<Arc<Service>>, Query(params): Query<Params>) -> Response {
+pub async fn get_batch(
+    State(svc): State<Arc<Service>>,
+    params: Result<Query<Params>, QueryRejection>,
+) -> Response {
+    let params = match query(params) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let fields = match fields_of(&params) {
         Ok(f) => f,
         Err(r) => return r,

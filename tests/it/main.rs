@@ -13,6 +13,8 @@
 //! - `isolation::…`: runs on one engine share nothing (reused scratch dirs are empty).
 //! - `architecture::…`: the library's modules are acyclic, the choke points hold, and the
 //!   command's files do not import each other.
+//! - `serve::…`: `corral serve` as a process on a loopback port, under faults (disconnects,
+//!   floods, SIGTERM, hostile bodies), with auth, records and the OpenAPI document.
 //!
 //! Every fixture file must be claimed by an expectation; the harness fails otherwise.
 
@@ -25,6 +27,7 @@ mod isolation;
 mod policies;
 mod replay;
 mod seccomp;
+mod serve;
 mod support;
 
 use std::process::ExitCode;
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
     trials.extend(determinism::trials());
     trials.extend(isolation::trials());
     trials.extend(architecture::trials());
+    trials.extend(serve::trials());
     let conclusion = libtest_mimic::run(&args, trials);
     print_record_sizes();
     conclusion.exit_code()
