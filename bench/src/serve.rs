@@ -25,8 +25,7 @@ use super::{BenchOptions, Row, Stats, Value};
 type Rows = Result<Vec<Row>, Error>;
 
 const CLIENTS: usize = 64;
-const C_PROGRAM: &str =
-    "#include <stdio.h>\nint main(void){long x; if(scanf(\"%ld\",&x)!=1) return 1; printf(\"%ld\\n\", x*2); return 0;}\n";
+const C_PROGRAM: &str = "#include <stdio.h>\nint main(void){long x; if(scanf(\"%ld\",&x)!=1) return 1; printf(\"%ld\\n\", x*2); return 0;}\n";
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -240,7 +239,14 @@ pub(super) fn serve(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Ro
     let py = Source::new(b"print('hello')\n".to_vec(), "main.py", Language::Python);
     let program = Arc::new(Program::prepare(&engine, &py, &strict)?);
     // Warm the pool and the runner.
-    in_process_rate(&engine, &program, &strict, workers, CLIENTS, Duration::from_millis(300))?;
+    in_process_rate(
+        &engine,
+        &program,
+        &strict,
+        workers,
+        CLIENTS,
+        Duration::from_millis(300),
+    )?;
 
     let store_dir = tempfile::Builder::new()
         .prefix("corral-bench-store-")
@@ -303,7 +309,8 @@ pub(super) fn serve(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Ro
     let cases: Vec<serde_json::Value> = (0..100)
         .map(|i| serde_json::json!({"stdin": format!("{i}\n"), "expect_stdout": format!("{}\n", i * 2)}))
         .collect();
-    let eval_body = serde_json::json!({"code": C_PROGRAM, "language": "c", "cases": cases}).to_string();
+    let eval_body =
+        serde_json::json!({"code": C_PROGRAM, "language": "c", "cases": cases}).to_string();
     let in_process_cases: Vec<Case> = (0..100)
         .map(|i| Case {
             name: format!("case-{i}"),

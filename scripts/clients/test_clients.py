@@ -113,7 +113,7 @@ def test_judge0_single(j0):
     s = judge0.run(client=j0, source_code="print(input()[::-1])", stdin="abc",
                    language=judge0.PYTHON)
     assert s.stdout == "cba\n" and s.status == judge0.Status.ACCEPTED
-    s = judge0.run(client=j0, source_code="int main(){volatile int z=0; return 1/z;}", language=judge0.C)
+    s = judge0.run(client=j0, source_code="int main(){volatile int z=0, a=7; return a/z;}", language=judge0.C)
     assert s.status in (judge0.Status.RUNTIME_ERROR_SIGFPE,), s.status
     s = judge0.run(client=j0, source_code="int main({", language=judge0.CPP)
     assert s.status == judge0.Status.COMPILATION_ERROR and s.compile_output

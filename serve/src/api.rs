@@ -301,7 +301,10 @@ pub async fn eval(
 pub async fn record(State(svc): State<Arc<Service>>, Path(hash): Path<String>) -> Response {
     match svc.record(&hash) {
         Ok(bytes) => (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             bytes,
         )
             .into_response(),

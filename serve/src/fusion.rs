@@ -111,7 +111,10 @@ pub async fn run_code(
     let ceiling = &svc.config().policy;
     let max_ms = u64::try_from(ceiling.limits.wall_time.as_millis()).unwrap_or(u64::MAX);
     let mut limits = LimitRequest {
-        wall_time_ms: req.run_timeout.and_then(seconds_to_ms).map(|ms| ms.min(max_ms)),
+        wall_time_ms: req
+            .run_timeout
+            .and_then(seconds_to_ms)
+            .map(|ms| ms.min(max_ms)),
         ..LimitRequest::default()
     };
     if let Some(mb) = req.memory_limit_mb.or(req.memory_limit_mb_upper) {

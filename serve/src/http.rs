@@ -126,11 +126,7 @@ fn authorised(svc: &Service, headers: &HeaderMap) -> bool {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| {
-            headers
-                .get("x-auth-token")
-                .and_then(|v| v.to_str().ok())
-        });
+        .or_else(|| headers.get("x-auth-token").and_then(|v| v.to_str().ok()));
     // blake3::Hash compares in constant time.
     given.is_some_and(|g| blake3::hash(g.trim().as_bytes()) == blake3::hash(token.as_bytes()))
 }
@@ -223,7 +219,10 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 async fn openapi() -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         OPENAPI,
     )
         .into_response()

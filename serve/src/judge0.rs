@@ -43,7 +43,12 @@ const LANGUAGES: [(u32, &str, Language, &str); 8] = [
     (50, "C (Clang 14.0.6)", Language::C, "main.c"),
     (52, "C++ (Clang 14.0.6)", Language::Cpp, "main.cpp"),
     (54, "C++ (Clang 14.0.6)", Language::Cpp, "main.cpp"),
-    (63, "JavaScript (QuickJS-ng 0.10.0)", Language::JavaScript, "script.js"),
+    (
+        63,
+        "JavaScript (QuickJS-ng 0.10.0)",
+        Language::JavaScript,
+        "script.js",
+    ),
     (71, "Python (3.14.0)", Language::Python, "script.py"),
     (73, "Rust (1.95.0)", Language::Rust, "main.rs"),
     (75, "C (Clang 14.0.6)", Language::C, "main.c"),
@@ -355,7 +360,8 @@ fn query(q: Result<Query<Params>, QueryRejection>) -> Result<Params, Response> {
 }
 
 fn flag(v: &Option<String>) -> bool {
-    v.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("true") || s == "1")
+    v.as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("true") || s == "1")
 }
 
 /// A submission's attributes (unknown keys are ignored, as Judge0 ignores them).
@@ -456,12 +462,16 @@ fn validate(
         ),
         (
             "additional_files",
-            req.additional_files.as_deref().is_some_and(|s| !s.is_empty()),
+            req.additional_files
+                .as_deref()
+                .is_some_and(|s| !s.is_empty()),
             "additional files are not supported by corral",
         ),
         (
             "compiler_options",
-            req.compiler_options.as_deref().is_some_and(|s| !s.trim().is_empty()),
+            req.compiler_options
+                .as_deref()
+                .is_some_and(|s| !s.trim().is_empty()),
             "compiler options are not supported by corral (every program is compiled with fixed flags so that runs are reproducible)",
         ),
     ];
@@ -481,7 +491,10 @@ fn validate(
         ),
     ] {
         if bad {
-            err(f, "is not allowed (a corral run is one process with one thread)".into());
+            err(
+                f,
+                "is not allowed (a corral run is one process with one thread)".into(),
+            );
         }
     }
     let mut limit = |f: &'static str, v: Option<f64>, min: f64, max: f64| -> Option<f64> {
@@ -505,7 +518,12 @@ fn validate(
         2048.0,
         (p.limits.memory.0 / 1024) as f64,
     );
-    let _ = limit("stack_limit", req.stack_limit, 0.0, corral_stack_kb() as f64);
+    let _ = limit(
+        "stack_limit",
+        req.stack_limit,
+        0.0,
+        corral_stack_kb() as f64,
+    );
     let _ = limit(
         "max_processes_and_or_threads",
         req.max_processes_and_or_threads,
@@ -529,9 +547,9 @@ fn validate(
         memory_bytes: mem_kb.map(|kb| kb as u64 * 1024),
         ..LimitRequest::default()
     };
-    let policy = svc.policy_for(&limits).map_err(|r| {
-        BTreeMap::from([("limits", vec![r.message()])])
-    })?;
+    let policy = svc
+        .policy_for(&limits)
+        .map_err(|r| BTreeMap::from([("limits", vec![r.message()])]))?;
     let source = source.unwrap_or_default();
     let args = req
         .command_line_arguments
@@ -570,9 +588,7 @@ fn validate(
 }
 
 fn timestamp(t: SystemTime) -> String {
-    let d = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's civil_from_days.
@@ -706,7 +722,10 @@ fn view(token: &str, e: &Entry, fields: &[&str], b64: bool) -> Result<Value, ()>
             };
             out.insert((*f).to_string(), v);
         } else {
-            out.insert((*f).to_string(), attrs.get(*f).cloned().unwrap_or(Value::Null));
+            out.insert(
+                (*f).to_string(),
+                attrs.get(*f).cloned().unwrap_or(Value::Null),
+            );
         }
     }
     Ok(Value::Object(out))
@@ -774,7 +793,10 @@ pub async fn create(
 /// Queues a submission to run in the background.
 fn submit(svc: &Arc<Service>, valid: Valid) -> Result<String, Response> {
     if !svc.ready() {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the service is shutting down"));
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is shutting down",
+        ));
     }
     if !svc.has_room() {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, "queue is full"));
@@ -827,8 +849,13 @@ pub async fn create_batch(
         Ok(p) => p,
         Err(r) => return r,
     };
+    // A body that is not `{"submissions": [...]}` is a bad request (422 is reserved for a
+    // batch whose every submission was invalid, answered as an aligned array).
     let req: BatchRequest = match json_body(&headers, body) {
         Ok(r) => r,
+        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
+            return error(StatusCode::BAD_REQUEST, &e.message);
+        }
         Err(e) => return error(e.status, &e.message),
     };
     if req.submissions.is_empty() {
@@ -840,7 +867,9 @@ pub async fn create_batch(
     if req.submissions.len() > MAX_BATCH {
         return error(
             StatusCode::BAD_REQUEST,
-            &format!("number of submissions in a batch should be less than or equal to {MAX_BATCH}"),
+            &format!(
+                "number of submissions in a batch should be less than or equal to {MAX_BATCH}"
+            ),
         );
     }
     let b64 = flag(&params.base64_encoded);
@@ -885,7 +914,10 @@ pub async fn get_batch(
         Err(r) => return r,
     };
     let Some(tokens) = params.tokens.as_deref().filter(|t| !t.trim().is_empty()) else {
-        return error(StatusCode::BAD_REQUEST, "there should be at least one token");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "there should be at least one token",
+        );
     };
     let tokens: Vec<&str> = tokens.split(',').map(str::trim).collect();
     if tokens.len() > MAX_BATCH {

@@ -148,7 +148,9 @@ pub fn piston(v: &Verdict) -> (Option<i32>, Option<&'static str>, Option<&'stati
     match v {
         Verdict::Ok => (Some(0), None, None),
         Verdict::Exit(c) => (Some(*c), None, Some("RE")),
-        Verdict::Limit(LimitKind::Fuel | LimitKind::WallTime) => (None, Some("SIGKILL"), Some("TO")),
+        Verdict::Limit(LimitKind::Fuel | LimitKind::WallTime) => {
+            (None, Some("SIGKILL"), Some("TO"))
+        }
         Verdict::Limit(LimitKind::Stdout) => (None, Some("SIGKILL"), Some("OL")),
         Verdict::Limit(LimitKind::Stderr) => (None, Some("SIGKILL"), Some("EL")),
         Verdict::HostError(_) | Verdict::InvalidInput(_) => (None, None, Some("XX")),
@@ -229,11 +231,17 @@ mod tests {
         assert_eq!(judge0(&report(Verdict::Ok, "4\n"), Some(b"3\n")), 4);
         assert_eq!(judge0(&report(Verdict::Exit(2), ""), None), 11);
         assert_eq!(
-            judge0(&report(Verdict::Trap(TrapKind::MemoryOutOfBounds), ""), None),
+            judge0(
+                &report(Verdict::Trap(TrapKind::MemoryOutOfBounds), ""),
+                None
+            ),
             7
         );
         assert_eq!(
-            judge0(&report(Verdict::Trap(TrapKind::IntegerDivideByZero), ""), None),
+            judge0(
+                &report(Verdict::Trap(TrapKind::IntegerDivideByZero), ""),
+                None
+            ),
             9
         );
         assert_eq!(
@@ -267,7 +275,10 @@ mod tests {
             fusion(&Verdict::Trap(TrapKind::MemoryOutOfBounds)).return_code,
             Some(139)
         );
-        assert_eq!(fusion(&Verdict::HostError("x".into())).status, "SandboxError");
+        assert_eq!(
+            fusion(&Verdict::HostError("x".into())).status,
+            "SandboxError"
+        );
         assert_eq!(
             piston(&Verdict::Limit(LimitKind::Stdout)),
             (None, Some("SIGKILL"), Some("OL"))

@@ -148,8 +148,7 @@ struct ReplayArgs {
 
 fn failure(message: impl Into<String>) -> CallToolResult {
     let message = message.into();
-    CallToolResult::structured_error(json!({ "error": message }))
-        .with_text(message)
+    CallToolResult::structured_error(json!({ "error": message })).with_text(message)
 }
 
 trait WithText {
@@ -324,9 +323,7 @@ impl Server {
                 } else {
                     format!(
                         "diverged: {}",
-                        r.divergence
-                            .as_ref()
-                            .map_or(Value::Null, |d| d.to_json())
+                        r.divergence.as_ref().map_or(Value::Null, |d| d.to_json())
                     )
                 };
                 CallToolResult::structured(r.to_json()).with_text(text)

@@ -147,7 +147,9 @@ impl Metrics {
                 n.load(Ordering::Relaxed)
             ));
         }
-        out.push_str("# HELP corral_refusals_total Requests answered without a verdict, by reason.\n");
+        out.push_str(
+            "# HELP corral_refusals_total Requests answered without a verdict, by reason.\n",
+        );
         out.push_str("# TYPE corral_refusals_total counter\n");
         for (r, n) in REFUSALS.iter().zip(&self.refusals) {
             out.push_str(&format!(

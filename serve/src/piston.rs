@@ -43,7 +43,14 @@ const RUNTIMES: [Runtime; 5] = [
     Runtime {
         language: "javascript",
         version: "0.10.0",
-        aliases: &["node-javascript", "node-js", "javascript", "js", "quickjs", "nodejs"],
+        aliases: &[
+            "node-javascript",
+            "node-js",
+            "javascript",
+            "js",
+            "quickjs",
+            "nodejs",
+        ],
         lang: Language::JavaScript,
     },
     Runtime {
@@ -212,7 +219,10 @@ pub async fn execute(
             return bad(m);
         }
     }
-    for (name, v) in [("run_timeout", &req.run_timeout), ("run_cpu_time", &req.run_cpu_time)] {
+    for (name, v) in [
+        ("run_timeout", &req.run_timeout),
+        ("run_cpu_time", &req.run_cpu_time),
+    ] {
         match number(name, v) {
             Err(m) => return bad(m),
             Ok(Some(ms)) if ms >= 0.0 => {

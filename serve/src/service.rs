@@ -73,7 +73,9 @@ impl Config {
 ///
 /// The engine cannot be created (a host error).
 pub fn engine(workers: usize) -> Result<Engine, Error> {
-    let slots = u32::try_from(workers.max(1) * 4).unwrap_or(u32::MAX).max(16);
+    let slots = u32::try_from(workers.max(1) * 4)
+        .unwrap_or(u32::MAX)
+        .max(16);
     Engine::new(EngineConfig {
         pool: Some(slots),
         ..EngineConfig::from_env()
@@ -346,12 +348,11 @@ impl Service {
             }
         }
         let (engine, source2, policy2) = (self.engine.clone(), source.clone(), policy.clone());
-        let program = tokio::task::spawn_blocking(move || {
-            Program::prepare(&engine, &source2, &policy2)
-        })
-        .await
-        .map_err(|e| Refusal::Host(format!("preparing the program failed: {e}")))?
-        .map_err(|e| host_or_invalid(&e))?;
+        let program =
+            tokio::task::spawn_blocking(move || Program::prepare(&engine, &source2, &policy2))
+                .await
+                .map_err(|e| Refusal::Host(format!("preparing the program failed: {e}")))?
+                .map_err(|e| host_or_invalid(&e))?;
         let program = Arc::new(program);
         if let Ok(mut p) = self.programs.lock() {
             if p.map.len() >= PROGRAM_CACHE
@@ -377,7 +378,10 @@ impl Service {
     pub async fn run(&self, job: Job) -> Result<RunReport, Refusal> {
         let t0 = Instant::now();
         let until = tokio::time::Instant::now() + self.config.deadline;
-        let ticket = self.admission.enter().inspect_err(|r| self.metrics.refused(r))?;
+        let ticket = self
+            .admission
+            .enter()
+            .inspect_err(|r| self.metrics.refused(r))?;
         let running = self
             .admission
             .start(ticket, until)
@@ -475,7 +479,10 @@ impl Service {
     ) -> Result<Vec<CaseResult>, Refusal> {
         let t0 = Instant::now();
         let until = tokio::time::Instant::now() + self.config.deadline;
-        let ticket = self.admission.enter().inspect_err(|r| self.metrics.refused(r))?;
+        let ticket = self
+            .admission
+            .enter()
+            .inspect_err(|r| self.metrics.refused(r))?;
         let running = self
             .admission
             .start(ticket, until)
@@ -503,7 +510,10 @@ impl Service {
             }
         };
         for r in &mut results {
-            r.record = r.record.as_deref().and_then(|p| RecordStore::id_of(p.as_ref()));
+            r.record = r
+                .record
+                .as_deref()
+                .and_then(|p| RecordStore::id_of(p.as_ref()));
             r.report.record = r.record.clone();
             self.runs.fetch_add(1, Ordering::Relaxed);
             self.metrics.run(r.report.verdict.kind(), Duration::ZERO);
@@ -554,7 +564,10 @@ impl Service {
             .record_path(id)
             .ok_or_else(|| Refusal::NotFound(format!("`{id}` is not a record id")))?;
         let until = tokio::time::Instant::now() + self.config.deadline;
-        let ticket = self.admission.enter().inspect_err(|r| self.metrics.refused(r))?;
+        let ticket = self
+            .admission
+            .enter()
+            .inspect_err(|r| self.metrics.refused(r))?;
         let running = self.admission.start(ticket, until).await?;
         let opts = ReplayOptions {
             best_effort: false,

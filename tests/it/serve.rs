@@ -76,10 +76,11 @@ impl Server {
                 }
                 let mut l = log.lock().unwrap_or_else(|e| e.into_inner());
                 l.push_str(&String::from_utf8_lossy(&buf[..n]));
-                if !sent && let Some(i) = l.find("listening on http://") {
-                    let rest = &l[i + "listening on http://".len()..];
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                    let _ = tx.send(addr);
+                if !sent
+                    && let Some(i) = l.find("listening on http://")
+                    && let Some(line) = l[i + "listening on http://".len()..].split_once('\n')
+                {
+                    let _ = tx.send(line.0.trim().to_string());
                     sent = true;
                 }
             }
@@ -251,16 +252,25 @@ fn run_eval_records_replay() -> Result<(), Failed> {
     assert_eq!(rep["stdout"], "hello\n");
     let id = rep["record"].as_str().ok_or("no record id")?.to_string();
     assert!(id.starts_with("blake3:"), "{id}");
-    assert!(!r.body.contains(&*s._dir.path().to_string_lossy()), "a host path leaked");
+    assert!(
+        !r.body.contains(&*s._dir.path().to_string_lossy()),
+        "a host path leaked"
+    );
     let rec = get(s.addr, &format!("/v1/records/{id}"))?;
     assert_eq!(rec.status, 200);
-    assert_eq!(blake3::hash(rec.body.as_bytes()).to_hex().as_str(), &id[7..]);
+    assert_eq!(
+        blake3::hash(rec.body.as_bytes()).to_hex().as_str(),
+        &id[7..]
+    );
     let replayed = post(s.addr, "/v1/replay", &serde_json::json!({"record": id}))?;
     assert_eq!(replayed.status, 200, "{}", replayed.body);
     assert_eq!(replayed.json()?["identical"], true);
     let missing = format!("blake3:{}", "0".repeat(64));
     assert_eq!(get(s.addr, &format!("/v1/records/{missing}"))?.status, 404);
-    assert_eq!(get(s.addr, "/v1/records/..%2f..%2fetc%2fpasswd")?.status, 404);
+    assert_eq!(
+        get(s.addr, "/v1/records/..%2f..%2fetc%2fpasswd")?.status,
+        404
+    );
 
     // A limit above the server policy is refused; a lower one applies.
     let over = post(
@@ -290,7 +300,11 @@ fn run_eval_records_replay() -> Result<(), Failed> {
     assert_eq!(v["summary"]["passed"], 90);
     assert_eq!(v["summary"]["failed"], 10);
     assert_eq!(v["cases"][0]["status"], "fail");
-    assert!(v["cases"][0]["record"].as_str().is_some_and(|r| r.starts_with("blake3:")));
+    assert!(
+        v["cases"][0]["record"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("blake3:"))
+    );
     assert_eq!(v["cases"][1]["status"], "pass");
     no_panic(&s)
 }
@@ -298,8 +312,9 @@ fn run_eval_records_replay() -> Result<(), Failed> {
 fn disconnect() -> Result<(), Failed> {
     let s = Server::start(&["--concurrency", "1"])?;
     // A run that would take the whole 5 s wall-clock limit of the strict policy.
-    let body = serde_json::json!({"code": SPIN, "language": "wat", "limits": {"fuel": 2_000_000_000u64}})
-        .to_string();
+    let body =
+        serde_json::json!({"code": SPIN, "language": "wat", "limits": {"fuel": 2_000_000_000u64}})
+            .to_string();
     let mut c = TcpStream::connect(s.addr)?;
     write!(
         c,
@@ -323,7 +338,11 @@ fn disconnect() -> Result<(), Failed> {
     }
     let freed = gone.elapsed();
     // The only slot is free: the next run is served at once.
-    let r = post(s.addr, "/v1/run", &serde_json::json!({"code": HELLO, "language": "wat"}))?;
+    let r = post(
+        s.addr,
+        "/v1/run",
+        &serde_json::json!({"code": HELLO, "language": "wat"}),
+    )?;
     assert_eq!(r.json()?["verdict"], "ok");
     // The cancelled run never finished (no verdict was counted for it).
     assert_eq!(metric(s.addr, "corral_runs_total{verdict=\"limit\"}")?, 0.0);
@@ -368,7 +387,11 @@ fn flood() -> Result<(), Failed> {
     );
     // Recovery: the queue is empty again and runs are served.
     assert_eq!(metric(s.addr, "corral_queue_depth")?, 0.0);
-    let r = post(s.addr, "/v1/run", &serde_json::json!({"code": HELLO, "language": "wat"}))?;
+    let r = post(
+        s.addr,
+        "/v1/run",
+        &serde_json::json!({"code": HELLO, "language": "wat"}),
+    )?;
     assert_eq!(r.status, 200);
     eprintln!("{ok} ran, {busy} answered 429; RSS {before} → {after} KiB");
     no_panic(&s)
@@ -376,7 +399,8 @@ fn flood() -> Result<(), Failed> {
 
 fn sigterm() -> Result<(), Failed> {
     let mut s = Server::start(&["--concurrency", "4"])?;
-    let body = serde_json::json!({"code": SPIN, "language": "wat", "limits": {"wall_time_ms": 1500}});
+    let body =
+        serde_json::json!({"code": SPIN, "language": "wat", "limits": {"wall_time_ms": 1500}});
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let (addr, body) = (s.addr, body.clone());
@@ -397,45 +421,118 @@ fn sigterm() -> Result<(), Failed> {
     }
     std::thread::sleep(Duration::from_millis(200));
     // New work is refused: the listener is closed (or, racing it, a 503).
-    match post(s.addr, "/v1/run", &serde_json::json!({"code": HELLO, "language": "wat"})) {
+    match post(
+        s.addr,
+        "/v1/run",
+        &serde_json::json!({"code": HELLO, "language": "wat"}),
+    ) {
         Err(_) => {}
         Ok(r) => assert_eq!(r.status, 503, "a run was admitted while draining: {r:?}"),
     }
     for h in handles {
         let r = h.join().map_err(|_| "client thread panicked")??;
         assert_eq!(r.status, 200, "{}", r.body);
-        assert_eq!(r.json()?["limit"], "wall_time", "the in-flight run finished");
+        assert_eq!(
+            r.json()?["limit"],
+            "wall_time",
+            "the in-flight run finished"
+        );
     }
     let status = s.child.wait()?;
     assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
     no_panic(&s)
 }
 
+type Header<'a> = (&'a str, &'a str);
+
 fn hostile_bodies() -> Result<(), Failed> {
     let s = Server::start(&["--max-body-bytes", "65536"])?;
     let json = [("Content-Type", "application/json")];
-    let cases: Vec<(&str, Vec<u8>, &[(&str, &str)], u16)> = vec![
+    let cases: Vec<(&str, Vec<u8>, &[Header], u16)> = vec![
         ("/v1/run", vec![b'{'; 100_000], &json, 413),
         ("/v1/run", b"{\"code\": ".to_vec(), &json, 400),
         ("/v1/run", b"[1,2,3]".to_vec(), &json, 422),
-        ("/v1/run", b"{\"code\": 5, \"language\": \"wat\"}".to_vec(), &json, 422),
-        ("/v1/run", b"{\"code\":\"x\",\"language\":\"wat\",\"bogus\":1}".to_vec(), &json, 422),
-        ("/v1/run", b"{\"code\":\"x\",\"language\":\"cobol\"}".to_vec(), &json, 422),
-        ("/v1/run", b"{\"code\":\"x\",\"language\":\"wat\"}".to_vec(), &[("Content-Type", "text/plain")], 415),
-        ("/v1/run", [b"[".repeat(5000), b"]".repeat(5000)].concat(), &json, 400),
+        (
+            "/v1/run",
+            b"{\"code\": 5, \"language\": \"wat\"}".to_vec(),
+            &json,
+            422,
+        ),
+        (
+            "/v1/run",
+            b"{\"code\":\"x\",\"language\":\"wat\",\"bogus\":1}".to_vec(),
+            &json,
+            422,
+        ),
+        (
+            "/v1/run",
+            b"{\"code\":\"x\",\"language\":\"cobol\"}".to_vec(),
+            &json,
+            422,
+        ),
+        (
+            "/v1/run",
+            b"{\"code\":\"x\",\"language\":\"wat\"}".to_vec(),
+            &[("Content-Type", "text/plain")],
+            415,
+        ),
+        (
+            "/v1/run",
+            [b"[".repeat(5000), b"]".repeat(5000)].concat(),
+            &json,
+            422,
+        ),
+        (
+            "/submissions/batch",
+            [
+                &b"{\"submissions\":"[..],
+                &b"[".repeat(5000),
+                &b"]".repeat(5000),
+                b"}",
+            ]
+            .concat(),
+            &json,
+            400,
+        ),
         ("/v1/run", b"\xff\xfe\x00garbage".to_vec(), &json, 400),
         ("/v1/run", b"{\"wasm_base64\":\"!!!\"}".to_vec(), &json, 422),
-        ("/v1/eval", b"{\"code\":\"x\",\"language\":\"wat\",\"cases\":{}}".to_vec(), &json, 422),
+        (
+            "/v1/eval",
+            b"{\"code\":\"x\",\"language\":\"wat\",\"cases\":{}}".to_vec(),
+            &json,
+            422,
+        ),
         ("/run_code", vec![b' '; 70_000], &json, 413),
         ("/run_code", b"nope".to_vec(), &json, 400),
         ("/api/v2/execute", b"{}".to_vec(), &json, 400),
-        ("/submissions?base64_encoded=true", b"{\"source_code\":\"%%%\",\"language_id\":71}".to_vec(), &json, 422),
-        ("/submissions/batch", b"{\"submissions\":[]}".to_vec(), &json, 400),
-        ("/v1/replay", b"{\"record\":\"../../etc/passwd\"}".to_vec(), &json, 404),
+        (
+            "/submissions?base64_encoded=true",
+            b"{\"source_code\":\"%%%\",\"language_id\":71}".to_vec(),
+            &json,
+            422,
+        ),
+        (
+            "/submissions/batch",
+            b"{\"submissions\":[]}".to_vec(),
+            &json,
+            400,
+        ),
+        (
+            "/v1/replay",
+            b"{\"record\":\"../../etc/passwd\"}".to_vec(),
+            &json,
+            404,
+        ),
     ];
     for (path, body, headers, want) in cases {
         let r = request_raw(s.addr, "POST", path, headers, &body)?;
-        assert_eq!(r.status, want, "{path} {:?}: {}", String::from_utf8_lossy(&body[..body.len().min(60)]), r.body);
+        assert_eq!(
+            r.status,
+            want,
+            "{path} {:?}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(60)]),
+            r.body
+        );
         assert!(
             r.header("content-type").is_some_and(|c| c.contains("json")),
             "{path}: an error without a JSON body: {r:?}"
@@ -481,15 +578,19 @@ fn auth() -> Result<(), Failed> {
         body.as_bytes(),
     )?;
     assert_eq!(yes.status, 200, "{}", yes.body);
-    let judge0 = request_raw(s.addr, "GET", "/statuses", &[("X-Auth-Token", "s3cret-token")], b"")?;
+    let judge0 = request_raw(
+        s.addr,
+        "GET",
+        "/statuses",
+        &[("X-Auth-Token", "s3cret-token")],
+        b"",
+    )?;
     assert_eq!(judge0.status, 200);
     assert_eq!(get(s.addr, "/metrics")?.status, 401);
     assert_eq!(get(s.addr, "/healthz")?.status, 200);
     assert_eq!(get(s.addr, "/readyz")?.status, 200);
     // A non-loopback address without a token is refused before anything listens.
-    let out = corral()
-        .args(["serve", "--listen", "0.0.0.0:0"])
-        .output()?;
+    let out = corral().args(["serve", "--listen", "0.0.0.0:0"]).output()?;
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("token"));
     no_panic(&s)

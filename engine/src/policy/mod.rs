@@ -353,7 +353,10 @@ impl Policy {
         if let Some(v) = req.stderr_bytes {
             p.limits.stderr.0 = check("stderr_bytes", v, self.limits.stderr.0)?;
         }
-        debug_assert!(p.within(self).is_ok(), "a lowered policy stays within its own");
+        debug_assert!(
+            p.within(self).is_ok(),
+            "a lowered policy stays within its own"
+        );
         Ok(p)
     }
 

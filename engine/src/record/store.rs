@@ -219,7 +219,9 @@ impl RecordStore {
             ))
         })?;
         if std::fs::symlink_metadata(&path).is_err() || !self.inside(&path) {
-            return Err(Error::invalid_input(format!("record {id} is not in the store")));
+            return Err(Error::invalid_input(format!(
+                "record {id} is not in the store"
+            )));
         }
         let bytes = crate::hostfs::read_bounded(&path, super::format::MAX_RECORD_BYTES as u64)
             .map_err(|_| Error::invalid_input(format!("record {id} cannot be read")))?;
