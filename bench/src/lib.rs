@@ -25,8 +25,11 @@
 //! | `eval` | a 1,000-case suite vs a native process per case |
 //! | `humaneval` | the 164 HumanEval canonical solutions vs `python3` per problem |
 //! | `memory` | resident memory per live sandbox, and for 1,000 at once |
+//! | `workers` | the second wall: a run through a warm worker process vs in-process, throughput through workers, `corral run --isolate` as a whole process, HumanEval through workers |
+//! | `amplification` | host time per fuel unit of hostile host-call patterns vs a plain wasm loop |
 //! | `serve` | `corral serve` on loopback: Python via `/run_code` at 64 clients, a 100-case `/v1/eval`, against the same runs in-process |
 
+mod amplification;
 mod guests;
 mod measure;
 mod serve;
@@ -56,7 +59,7 @@ pub struct BenchOptions {
 }
 
 /// The groups, in the order they run.
-pub const GROUPS: [&str; 12] = [
+pub const GROUPS: [&str; 14] = [
     "per-run",
     "throughput",
     "python",
@@ -68,6 +71,8 @@ pub const GROUPS: [&str; 12] = [
     "eval",
     "humaneval",
     "memory",
+    "workers",
+    "amplification",
     "serve",
 ];
 
@@ -262,6 +267,8 @@ pub fn run(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Vec<Row> {
             "eval" => measure::eval(opts),
             "humaneval" => measure::humaneval(opts),
             "memory" => measure::memory(opts),
+            "workers" => measure::workers(opts),
+            "amplification" => amplification::amplification(opts, progress),
             "serve" => serve::serve(opts, progress),
             _ => Ok(Vec::new()),
         };

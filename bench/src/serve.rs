@@ -35,13 +35,13 @@ fn host(e: impl std::fmt::Display) -> Error {
     Error::host(format!("serve benchmark: {e}"))
 }
 
-/// The engine the service uses (`corral_serve::engine`), with the bench's cache.
+/// The engine the service uses (`corral_serve::engine_config`: worker processes), with the
+/// bench's cache and temporary root.
 fn engine(opts: &BenchOptions, workers: usize) -> Result<Engine, Error> {
     Engine::new(corral::EngineConfig {
         temp_root: opts.temp_root.clone(),
         cache_dir: Some(opts.cache_dir.clone()),
-        pool: Some(u32::try_from(workers * 4).unwrap_or(64).max(16)),
-        ..corral::EngineConfig::default()
+        ..corral_serve::engine_config(workers, false)
     })
 }
 

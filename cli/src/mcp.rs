@@ -22,9 +22,13 @@ pub struct Args {
     /// With `--http`: the bearer token clients must send.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
-    /// Worker threads. Default: the cores.
+    /// Worker processes that run guests (and the service's threads). Default: the cores.
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// Run guests in this process instead of in locked-down worker processes (drops the
+    /// second wall; for debugging and for measuring what the wall costs).
+    #[arg(long)]
+    in_process: bool,
     /// Record runs into this store (default: $CORRAL_HOME/store, else
     /// ~/.local/share/corral/store); `replay` replays records from it.
     #[arg(long, value_name = "DIR")]
@@ -71,7 +75,7 @@ pub fn main(a: Args) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let engine = match corral_serve::engine(workers) {
+    let engine = match corral_serve::engine(workers, a.in_process) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("corral mcp: {e}");

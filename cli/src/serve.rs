@@ -24,9 +24,14 @@ pub struct Args {
     /// or Judge0's `X-Auth-Token: T`); `/healthz` and `/readyz` stay open.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
-    /// Worker threads (and the size of the engine's instance pool). Default: the cores.
+    /// Worker processes that run guests (and the service's threads; the engine's instance
+    /// pool has four slots per worker). Default: the cores.
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// Run guests in this process instead of in locked-down worker processes (drops the
+    /// second wall; for debugging and for measuring what the wall costs).
+    #[arg(long)]
+    in_process: bool,
     /// Runs executing at once. Default: twice the workers.
     #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
@@ -97,7 +102,7 @@ pub fn main(a: Args) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let engine = match corral_serve::engine(workers) {
+    let engine = match corral_serve::engine(workers, a.in_process) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("corral serve: {e}");

@@ -34,8 +34,18 @@ pub struct ModuleInfo {
     /// `module::name` of every import, in order (core modules).
     pub imports: Vec<String>,
     /// Core instances created when instantiating it: 1 for a core module; for a component
-    /// the number of core `instantiate` declarations (nested components included).
+    /// every core instantiation, counted through nested components as often as they are
+    /// instantiated.
     pub core_instances: u64,
+    /// Linear memories created when instantiating it (defined, not imported).
+    #[serde(default)]
+    pub memories: u64,
+    /// Tables created when instantiating it (defined, not imported).
+    #[serde(default)]
+    pub tables: u64,
+    /// The initial elements of all those tables together.
+    #[serde(default)]
+    pub table_min_elements: u64,
 }
 
 /// Why a module was not admitted. Displayed as one lowercase sentence.
@@ -109,6 +119,9 @@ pub fn admit_core(
     let mut func_types: Vec<u32> = Vec::new();
     let mut imports_seen = Vec::new();
     let mut memory_min_pages = 0u64;
+    let mut memories = 0u64;
+    let mut tables = 0u64;
+    let mut table_min_elements = 0u64;
     let mut exports: HashMap<String, (ExternalKind, u32)> = HashMap::new();
 
     for payload in Parser::new(0).parse_all(bytes) {
@@ -161,6 +174,14 @@ pub fn admit_core(
                 for mem in reader {
                     let mem = mem.map_err(|e| Rejection(format!("invalid module: {e}")))?;
                     memory_min_pages = memory_min_pages.saturating_add(mem.initial);
+                    memories += 1;
+                }
+            }
+            Payload::TableSection(reader) => {
+                for table in reader {
+                    let table = table.map_err(|e| Rejection(format!("invalid module: {e}")))?;
+                    tables += 1;
+                    table_min_elements = table_min_elements.saturating_add(table.ty.initial);
                 }
             }
             Payload::ExportSection(reader) => {
@@ -175,7 +196,14 @@ pub fn admit_core(
 
     let functions = func_types.len() as u64;
     let memory_min_bytes = memory_min_pages.saturating_mul(PAGE);
+    let shape = Shape {
+        instances: 1,
+        memories,
+        tables,
+        table_min_elements,
+    };
     check_counts(BinaryKind::CoreModule, functions, memory_min_bytes, policy)?;
+    check_shape(BinaryKind::CoreModule, shape, policy)?;
 
     match exports.get("_start") {
         Some((ExternalKind::Func, idx)) => {
@@ -221,6 +249,9 @@ pub fn admit_core(
         memory_min_bytes,
         imports: imports_seen,
         core_instances: 1,
+        memories,
+        tables,
+        table_min_elements,
     })
 }
 
@@ -244,19 +275,9 @@ pub fn admit_component(
         .map_err(|e| Rejection(format!("invalid component: {e}")))?;
     let mut functions = 0u64;
     let mut memory_min_pages = 0u64;
-    let mut core_instances = 0u64;
     for payload in Parser::new(0).parse_all(bytes) {
         match payload.map_err(|e| Rejection(format!("invalid component: {e}")))? {
             Payload::FunctionSection(r) => functions += u64::from(r.count()),
-            Payload::InstanceSection(r) => {
-                for i in r {
-                    if let wasmparser::Instance::Instantiate { .. } =
-                        i.map_err(|e| Rejection(format!("invalid component: {e}")))?
-                    {
-                        core_instances += 1;
-                    }
-                }
-            }
             Payload::MemorySection(r) => {
                 for m in r {
                     let m = m.map_err(|e| Rejection(format!("invalid component: {e}")))?;
@@ -266,16 +287,234 @@ pub fn admit_component(
             _ => {}
         }
     }
+    let shape = component_shape(bytes)?;
     let memory_min_bytes = memory_min_pages.saturating_mul(PAGE);
     check_counts(BinaryKind::Component, functions, memory_min_bytes, policy)?;
+    check_shape(BinaryKind::Component, shape, policy)?;
     Ok(ModuleInfo {
         kind: BinaryKind::Component,
         size: bytes.len() as u64,
         functions,
         memory_min_bytes,
         imports: Vec::new(),
-        core_instances,
+        core_instances: shape.instances,
+        memories: shape.memories,
+        tables: shape.tables,
+        table_min_elements: shape.table_min_elements,
     })
+}
+
+/// What instantiating a module or component creates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Shape {
+    pub(crate) instances: u64,
+    pub(crate) memories: u64,
+    pub(crate) tables: u64,
+    pub(crate) table_min_elements: u64,
+}
+
+impl Shape {
+    fn add(&mut self, o: Shape) {
+        self.instances = self.instances.saturating_add(o.instances);
+        self.memories = self.memories.saturating_add(o.memories);
+        self.tables = self.tables.saturating_add(o.tables);
+        self.table_min_elements = self.table_min_elements.saturating_add(o.table_min_elements);
+    }
+}
+
+/// One scope while walking a component: a core module (what one instance of it creates)
+/// or a component (its core-module and component index spaces, `None` where the shape
+/// cannot be known, and what instantiating it creates so far).
+enum Scope {
+    Module(Shape),
+    Component {
+        modules: Vec<Option<Shape>>,
+        components: Vec<Option<Shape>>,
+        total: Shape,
+    },
+}
+
+/// Counts what instantiating a component creates: every core instantiation, and the
+/// memories and tables of the modules instantiated, through nested components as often as
+/// each is instantiated (a component instantiated twice counts twice).
+///
+/// # Errors
+///
+/// A component that instantiates a module or component whose shape cannot be known here
+/// (one it imports), or malformed bytes.
+fn component_shape(bytes: &[u8]) -> Result<Shape, Rejection> {
+    use wasmparser::{
+        ComponentAlias, ComponentExternalKind, ComponentOuterAliasKind, ComponentTypeRef,
+    };
+    let bad = |e: wasmparser::BinaryReaderError| Rejection(format!("invalid component: {e}"));
+    let unknown = || {
+        Rejection("the component instantiates a module or component it imports, which corral cannot provide".into())
+    };
+    let mut stack: Vec<Scope> = Vec::new();
+    let mut root = None;
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(bad)?;
+        match payload {
+            Payload::Version { .. } if stack.is_empty() && root.is_none() => {
+                stack.push(Scope::Component {
+                    modules: Vec::new(),
+                    components: Vec::new(),
+                    total: Shape::default(),
+                });
+            }
+            Payload::ModuleSection { .. } => stack.push(Scope::Module(Shape {
+                instances: 1,
+                ..Shape::default()
+            })),
+            Payload::ComponentSection { .. } => stack.push(Scope::Component {
+                modules: Vec::new(),
+                components: Vec::new(),
+                total: Shape::default(),
+            }),
+            Payload::MemorySection(r) => {
+                if let Some(Scope::Module(s)) = stack.last_mut() {
+                    s.memories = s.memories.saturating_add(u64::from(r.count()));
+                }
+            }
+            Payload::TableSection(r) => {
+                if let Some(Scope::Module(s)) = stack.last_mut() {
+                    for t in r {
+                        let t = t.map_err(bad)?;
+                        s.tables = s.tables.saturating_add(1);
+                        s.table_min_elements = s.table_min_elements.saturating_add(t.ty.initial);
+                    }
+                }
+            }
+            Payload::InstanceSection(r) => {
+                for i in r {
+                    if let wasmparser::Instance::Instantiate { module_index, .. } =
+                        i.map_err(bad)?
+                        && let Some(Scope::Component { modules, total, .. }) = stack.last_mut()
+                    {
+                        let m = modules.get(module_index as usize).copied().flatten();
+                        total.add(m.ok_or_else(unknown)?);
+                    }
+                }
+            }
+            Payload::ComponentInstanceSection(r) => {
+                for i in r {
+                    if let wasmparser::ComponentInstance::Instantiate {
+                        component_index, ..
+                    } = i.map_err(bad)?
+                        && let Some(Scope::Component {
+                            components, total, ..
+                        }) = stack.last_mut()
+                    {
+                        let c = components.get(component_index as usize).copied().flatten();
+                        total.add(c.ok_or_else(unknown)?);
+                    }
+                }
+            }
+            Payload::ComponentAliasSection(r) => {
+                for a in r {
+                    let a = a.map_err(bad)?;
+                    let depth = stack.len();
+                    let (is_module, item) = match a {
+                        ComponentAlias::Outer {
+                            kind:
+                                kind @ (ComponentOuterAliasKind::CoreModule
+                                | ComponentOuterAliasKind::Component),
+                            count,
+                            index,
+                        } => {
+                            let is_module = kind == ComponentOuterAliasKind::CoreModule;
+                            let outer = depth
+                                .checked_sub(1 + count as usize)
+                                .and_then(|i| stack.get(i));
+                            let item = match outer {
+                                Some(Scope::Component {
+                                    modules,
+                                    components,
+                                    ..
+                                }) => if is_module { modules } else { components }
+                                    .get(index as usize)
+                                    .copied()
+                                    .flatten(),
+                                _ => None,
+                            };
+                            (is_module, item)
+                        }
+                        ComponentAlias::InstanceExport {
+                            kind: ComponentExternalKind::Module,
+                            ..
+                        } => (true, None),
+                        ComponentAlias::InstanceExport {
+                            kind: ComponentExternalKind::Component,
+                            ..
+                        } => (false, None),
+                        _ => continue,
+                    };
+                    push_item(stack.last_mut(), is_module, item);
+                }
+            }
+            Payload::ComponentImportSection(r) => {
+                for i in r {
+                    match i.map_err(bad)?.ty {
+                        ComponentTypeRef::Module(_) => push_item(stack.last_mut(), true, None),
+                        ComponentTypeRef::Component(_) => {
+                            push_item(stack.last_mut(), false, None);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Payload::ComponentExportSection(r) => {
+                for e in r {
+                    let e = e.map_err(bad)?;
+                    let is_module = match e.kind {
+                        ComponentExternalKind::Module => true,
+                        ComponentExternalKind::Component => false,
+                        _ => continue,
+                    };
+                    let item = match stack.last() {
+                        Some(Scope::Component {
+                            modules,
+                            components,
+                            ..
+                        }) => if is_module { modules } else { components }
+                            .get(e.index as usize)
+                            .copied()
+                            .flatten(),
+                        _ => None,
+                    };
+                    push_item(stack.last_mut(), is_module, item);
+                }
+            }
+            Payload::End(_) => match stack.pop() {
+                Some(Scope::Module(shape)) => push_item(stack.last_mut(), true, Some(shape)),
+                Some(Scope::Component { total, .. }) => {
+                    if stack.is_empty() {
+                        root = Some(total);
+                    } else {
+                        push_item(stack.last_mut(), false, Some(total));
+                    }
+                }
+                None => {}
+            },
+            _ => {}
+        }
+    }
+    root.ok_or_else(|| Rejection("invalid component: it never ends".into()))
+}
+
+fn push_item(scope: Option<&mut Scope>, is_module: bool, item: Option<Shape>) {
+    if let Some(Scope::Component {
+        modules,
+        components,
+        ..
+    }) = scope
+    {
+        if is_module {
+            modules.push(item);
+        } else {
+            components.push(item);
+        }
+    }
 }
 
 /// Re-checks the policy-dependent caps (size, functions, declared memory) of an already
@@ -286,7 +525,60 @@ pub fn admit_component(
 /// The first cap exceeded.
 pub fn check_caps(info: &ModuleInfo, policy: &Policy) -> Result<(), Rejection> {
     check_size(info.size, info.kind, policy)?;
-    check_counts(info.kind, info.functions, info.memory_min_bytes, policy)
+    check_counts(info.kind, info.functions, info.memory_min_bytes, policy)?;
+    let shape = Shape {
+        instances: info.core_instances,
+        memories: info.memories,
+        tables: info.tables,
+        table_min_elements: info.table_min_elements,
+    };
+    check_shape(info.kind, shape, policy)
+}
+
+/// What an instance of the binary needs must fit what any run can give it: the limiter and
+/// the instance pool allow one memory and one table per core module, and per component at
+/// most [`MAX_COMPONENT_INSTANCES`](crate::engine::MAX_COMPONENT_INSTANCES) core instances,
+/// [`MAX_COMPONENT_MEMORIES`](crate::engine::MAX_COMPONENT_MEMORIES) memories and
+/// [`MAX_COMPONENT_TABLES`](crate::engine::MAX_COMPONENT_TABLES) tables; the tables may not
+/// start with more elements together than the policy's `table_elements`. A binary that asks for more could never be
+/// instantiated, so it is not admitted (`corral check` says so).
+fn check_shape(kind: BinaryKind, shape: Shape, policy: &Policy) -> Result<(), Rejection> {
+    use crate::engine::{MAX_COMPONENT_INSTANCES, MAX_COMPONENT_MEMORIES, MAX_COMPONENT_TABLES};
+    let (instances, memories, tables) = match kind {
+        BinaryKind::CoreModule => (1, 1, 1),
+        BinaryKind::Component => (
+            MAX_COMPONENT_INSTANCES as u64,
+            MAX_COMPONENT_MEMORIES as u64,
+            MAX_COMPONENT_TABLES as u64,
+        ),
+    };
+    let what = noun(kind);
+    if shape.instances > instances {
+        return Err(Rejection(format!(
+            "the {what} creates {} core instances when instantiated, more than the {instances} corral allows",
+            shape.instances
+        )));
+    }
+    if shape.memories > memories {
+        return Err(Rejection(format!(
+            "the {what} creates {} linear memories, more than the {memories} corral allows",
+            shape.memories
+        )));
+    }
+    if shape.tables > tables {
+        return Err(Rejection(format!(
+            "the {what} defines {} tables, more than the {tables} corral allows",
+            shape.tables
+        )));
+    }
+    let max = policy.limits.table_elements.0;
+    if shape.table_min_elements > max {
+        return Err(Rejection(format!(
+            "the {what} declares tables of {} elements in all, more than the policy's `table_elements` limit of {max}",
+            shape.table_min_elements
+        )));
+    }
+    Ok(())
 }
 
 fn noun(kind: BinaryKind) -> &'static str {

@@ -24,7 +24,7 @@ pub const ASYNC_STACK: usize = MAX_WASM_STACK + (1 << 20);
 pub const WASMTIME_VERSION: &str = "48.0.8";
 /// Version of the gate's guest-visible behaviour (bumped whenever a virtualised value could
 /// change); part of the engine identity in run records.
-pub const GATE_VERSION: &str = "gate-2";
+pub const GATE_VERSION: &str = "gate-3";
 /// How often the epoch ticker runs (the wall-clock check and the async time slice).
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
@@ -48,6 +48,9 @@ pub struct EngineConfig {
     /// time slice after which a running guest yields to others on the same thread. Verdicts
     /// other than `limit = wall_time` never depend on it. By default [`EPOCH_TICK`].
     pub epoch_tick: Duration,
+    /// Where guests run: in this process, or in supervised worker processes (a second
+    /// wall). By default in this process.
+    pub isolation: crate::worker::Isolation,
     /// Test-only weakening: stat results carry the host's raw timestamps and inode hashes.
     #[cfg(feature = "weaken-for-tests")]
     #[doc(hidden)]
@@ -78,6 +81,7 @@ impl Default for EngineConfig {
             cache_dir: None,
             pool: None,
             epoch_tick: EPOCH_TICK,
+            isolation: crate::worker::Isolation::InProcess,
             #[cfg(feature = "weaken-for-tests")]
             leak_host_metadata: false,
         }
@@ -137,12 +141,12 @@ fn wasmtime_config(pool: Option<u32>) -> Config {
         // tables each; a core module holds one of each.
         p.total_core_instances(n.saturating_mul(CORE_INSTANCES_PER_SLOT))
             .total_component_instances(n)
-            .total_memories(n.saturating_mul(2))
-            .total_tables(n.saturating_mul(4))
+            .total_memories(n.saturating_mul(MEMORIES_PER_SLOT))
+            .total_tables(n.saturating_mul(TABLES_PER_SLOT))
             .total_stacks(n)
             .max_core_instances_per_component(MAX_COMPONENT_INSTANCES as u32)
-            .max_memories_per_component(MAX_COMPONENT_INSTANCES as u32)
-            .max_tables_per_component(MAX_COMPONENT_INSTANCES as u32)
+            .max_memories_per_component(MAX_COMPONENT_MEMORIES as u32)
+            .max_tables_per_component(MAX_COMPONENT_TABLES as u32)
             .max_memory_size(4 << 30)
             .table_elements(1_000_000)
             .max_core_instance_size(16 << 20)
@@ -161,6 +165,7 @@ fn wasmtime_config(pool: Option<u32>) -> Config {
     }
     c.strategy(Strategy::Cranelift)
         .consume_fuel(true)
+        .operator_cost(operator_costs())
         .epoch_interruption(true)
         .cranelift_nan_canonicalization(true)
         .relaxed_simd_deterministic(true)
@@ -174,19 +179,40 @@ fn wasmtime_config(pool: Option<u32>) -> Config {
     c
 }
 
+/// wasmtime's default fuel costs, except `table.grow`: by default it is charged one unit per
+/// element *requested*, before the limiter refuses the growth, so a guest asking for ~4·10⁹
+/// elements burned its whole budget (`limit = fuel`) instead of getting -1. The work of a
+/// table growth is bounded anyway: at most the policy's `table_elements` ever succeed in a
+/// run, and a refused growth does nothing.
+fn operator_costs() -> wasmtime::OperatorCost {
+    let mut cost = wasmtime::OperatorCost::new();
+    cost.variable.table_grow_per_element = 0;
+    cost
+}
+
 /// Bytes of each pooled linear memory kept resident between runs.
 const KEEP_RESIDENT: usize = 32 << 20;
 
 /// Core instances per pool slot: a core module needs one, the Python runner 14.
 const CORE_INSTANCES_PER_SLOT: u32 = 16;
+/// Linear memories per pool slot.
+const MEMORIES_PER_SLOT: u32 = 2;
+/// Tables per pool slot.
+const TABLES_PER_SLOT: u32 = 4;
 
 /// Pool slots for a requested size: at least enough for one component with the most core
-/// instances a run may create ([`MAX_COMPONENT_INSTANCES`]).
+/// instances, memories and tables a run may create ([`MAX_COMPONENT_INSTANCES`],
+/// [`MAX_COMPONENT_MEMORIES`], [`MAX_COMPONENT_TABLES`]).
 fn pool_slots(n: u32) -> u32 {
     n.max(MAX_COMPONENT_INSTANCES as u32 / CORE_INSTANCES_PER_SLOT)
+        .max(MAX_COMPONENT_MEMORIES as u32 / MEMORIES_PER_SLOT)
+        .max(MAX_COMPONENT_TABLES as u32 / TABLES_PER_SLOT)
 }
 
 struct Inner {
+    /// The worker pool, started on first use (with `Isolation::Workers`). Declared first:
+    /// fields drop in order, and its workers must be gone before their directories are.
+    workers: tokio::sync::OnceCell<crate::worker::pool::Pool>,
     /// This engine's work directory (see [`EngineConfig::temp_root`]), removed with
     /// everything in it when the engine is dropped.
     work: crate::hostfs::WorkDir,
@@ -212,8 +238,13 @@ pub(crate) enum Linked {
     Component(wasmtime_wasi::p2::bindings::CommandPre<CompState>),
 }
 
-/// Most core instances (and memories, tables) a component may create.
+/// Most core instances a component may create (admission refuses more; the limiter and the
+/// instance pool allow exactly this many).
 pub const MAX_COMPONENT_INSTANCES: usize = 64;
+/// Most linear memories a component may create (admission refuses more).
+pub const MAX_COMPONENT_MEMORIES: usize = 8;
+/// Most tables a component may create (admission refuses more).
+pub const MAX_COMPONENT_TABLES: usize = 16;
 
 /// The shared engine: create once per process, admit modules once, run them many times.
 /// Cheap to clone (an `Arc`).
@@ -285,6 +316,10 @@ impl GuestModule {
         }
     }
 
+    pub(crate) fn source(&self) -> &ModuleSource {
+        &self.source
+    }
+
     pub(crate) fn linked(&self) -> &Linked {
         &self.linked
     }
@@ -334,6 +369,7 @@ impl Engine {
                 config,
                 ticker: OnceLock::new(),
                 scratch: Mutex::new(Vec::new()),
+                workers: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -349,6 +385,74 @@ impl Engine {
     /// and a later engine sweeps it if this process is killed.
     pub fn work_dir(&self) -> &std::path::Path {
         self.inner.work.path()
+    }
+
+    /// The worker pool, started on first use; `None` when runs stay in this process.
+    ///
+    /// # Errors
+    ///
+    /// The workers cannot be started.
+    pub(crate) async fn workers(&self) -> Result<Option<&crate::worker::pool::Pool>, Error> {
+        let crate::worker::Isolation::Workers(config) = &self.inner.config.isolation else {
+            return Ok(None);
+        };
+        let pool = self
+            .inner
+            .workers
+            .get_or_try_init(|| async {
+                let config = config.clone();
+                let cache = self.inner.config.cache_dir.clone();
+                let root = self.work_dir().join("workers");
+                tokio::task::spawn_blocking(move || {
+                    crate::worker::pool::Pool::new(config, cache, root)
+                })
+                .await
+                .map_err(|e| Error::host(format!("cannot start the workers: {e}")))?
+            })
+            .await?;
+        Ok(Some(pool))
+    }
+
+    /// Test hook: a fresh worker of this engine's pool tries `probe` after lock-down;
+    /// `Ok(Ok(()))` means the call succeeded (a wall is down), `Ok(Err(why))` that it was
+    /// refused.
+    ///
+    /// # Errors
+    ///
+    /// The engine runs guests in-process, or the worker cannot be started.
+    #[cfg(feature = "test-hooks")]
+    pub async fn probe_worker(
+        &self,
+        probe: crate::worker::Probe,
+        outside: &std::path::Path,
+    ) -> Result<Result<(), String>, Error> {
+        let pool = self
+            .workers()
+            .await?
+            .ok_or_else(|| Error::host("the engine runs guests in-process"))?;
+        let outside = outside.to_path_buf();
+        let prober = pool.prober();
+        tokio::task::spawn_blocking(move || prober(probe, &outside))
+            .await
+            .map_err(|e| Error::host(e.to_string()))?
+    }
+
+    /// Test hook: the process ids of this engine's warm workers.
+    #[cfg(feature = "test-hooks")]
+    pub async fn worker_pids(&self) -> Vec<u32> {
+        match self.workers().await {
+            Ok(Some(pool)) => pool.pids(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Which walls runs of this engine get (starting the worker pool if it is configured).
+    ///
+    /// # Errors
+    ///
+    /// The workers cannot be started.
+    pub async fn walls(&self) -> Result<crate::worker::Walls, Error> {
+        Ok(self.workers().await?.map(|p| p.walls()).unwrap_or_default())
     }
 
     /// Removes the work directory now, for a process about to exit without dropping the
@@ -375,10 +479,12 @@ impl Engine {
     ) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let slots = self.inner.slots.clone()?;
         let total = pool_slots(self.inner.config.pool.unwrap_or(1));
-        let need = module
-            .info()
+        let info = module.info();
+        let need = info
             .core_instances
             .div_ceil(u64::from(CORE_INSTANCES_PER_SLOT))
+            .max(info.memories.div_ceil(u64::from(MEMORIES_PER_SLOT)))
+            .max(info.tables.div_ceil(u64::from(TABLES_PER_SLOT)))
             .clamp(1, u64::from(total));
         // The semaphore is never closed.
         slots.acquire_many_owned(need as u32).await.ok()

@@ -33,7 +33,9 @@ impl fmt::Display for GateStop {
 impl std::error::Error for GateStop {}
 
 /// How a run ended. Guest misbehaviour is always a verdict, never an `Err`.
-#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, strum::IntoStaticStr, serde::Serialize, serde::Deserialize,
+)]
 #[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum Verdict {
@@ -69,6 +71,8 @@ pub enum Verdict {
     strum::EnumString,
     strum::Display,
     strum::EnumIter,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
@@ -112,6 +116,8 @@ pub enum TrapKind {
     strum::EnumString,
     strum::Display,
     strum::EnumIter,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
@@ -250,11 +256,30 @@ impl LimitFlags {
     }
 }
 
+/// What the sandbox observed of a run, beyond its result.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct RunFacts {
+    /// Guest code started running (a start function or the entry point).
+    pub(crate) guest_ran: bool,
+    /// A gate function passed on a trap from a delegated call that the gate did not itself
+    /// attribute to the guest.
+    pub(crate) gate_trapped: bool,
+}
+
 /// Classifies the outcome of running the guest's entry point.
 ///
 /// `limits` are the limits noted during the run; a noted limit wins over whatever the guest
 /// did afterwards (INTERFACE.md: "any limit reached is the verdict").
-pub(crate) fn classify(result: &wasmtime::Result<()>, limits: &LimitFlags) -> Verdict {
+///
+/// An error of no known type is the guest's fault when guest code was running and the error
+/// did not come out of a gate function: wasmtime raises such errors at the boundary of a
+/// host call on the guest's behalf (a forged or stale resource handle, a full handle table,
+/// a result its `cabi_realloc` placed out of bounds). Anything else unknown is `host_error`.
+pub(crate) fn classify(
+    result: &wasmtime::Result<()>,
+    limits: &LimitFlags,
+    facts: RunFacts,
+) -> Verdict {
     let err = match result {
         Ok(()) => return limits.first().map_or(Verdict::Ok, Verdict::Limit),
         Err(e) => e,
@@ -286,6 +311,17 @@ pub(crate) fn classify(result: &wasmtime::Result<()>, limits: &LimitFlags) -> Ve
         };
     }
     if err.downcast_ref::<wiggle::GuestError>().is_some() {
+        return Verdict::Trap(TrapKind::BadHostCall);
+    }
+    if let Some(e) = err.downcast_ref::<wasmtime::component::ResourceTableError>() {
+        return match e {
+            // The gate caps the resources a run may hold (`MAX_HANDLES`).
+            wasmtime::component::ResourceTableError::Full => Verdict::Limit(LimitKind::OpenFiles),
+            // A handle of the wrong type or one already gone, passed by the guest.
+            _ => Verdict::Trap(TrapKind::BadHostCall),
+        };
+    }
+    if facts.guest_ran && !facts.gate_trapped {
         return Verdict::Trap(TrapKind::BadHostCall);
     }
     Verdict::HostError(host_error_message(err))
@@ -349,9 +385,11 @@ fn limit_message(kind: LimitKind, policy: &crate::Policy) -> String {
             "the guest reached the quota of {} created files",
             l.fs_files
         ),
-        LimitKind::OpenFiles => {
-            format!("the guest reached the limit of {} open files", l.open_files)
-        }
+        LimitKind::OpenFiles => format!(
+            "the guest reached the limit of {} open files (or of {} resource handles)",
+            l.open_files,
+            crate::capability::rules::MAX_HANDLES
+        ),
     }
 }
 

@@ -3,8 +3,8 @@
 //!
 //! # Core concepts
 //!
-//! - [`Service`]: the state every face shares — the engine (made by [`engine`], the one
-//!   place to switch to worker processes), the server policy that is the ceiling of every
+//! - [`Service`]: the state every face shares — the engine (made by [`engine`]: guests in
+//!   locked-down worker processes by default), the server policy that is the ceiling of every
 //!   request, the bounded queue (429/503 with `Retry-After` instead of growing), per-request
 //!   deadlines, the prepared-program cache, the record store. [`Service::run`] and
 //!   [`Service::eval`] go through `corral::job` and `corral::eval`; nothing here builds a
@@ -21,7 +21,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let policy = corral::Policy::strict();
-//! let svc = corral_serve::Service::new(corral_serve::engine(2)?, corral_serve::Config::new(policy));
+//! let svc = corral_serve::Service::new(corral_serve::engine(2, false)?, corral_serve::Config::new(policy));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! corral_serve::serve(listener, svc, std::future::pending()).await?;
 //! # Ok(()) }
@@ -42,7 +42,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use http::router;
-pub use service::{Config, Job, Refusal, Service, engine};
+pub use service::{Config, Job, Refusal, Service, engine, engine_config};
 
 /// Serves HTTP on `listener` (every endpoint of [`router`], and MCP's streamable HTTP at
 /// `/mcp`) until `shutdown` resolves; then stops admitting runs (503), lets the runs in

@@ -15,7 +15,7 @@ use corral::job::{self, Invocation, Program, Recording};
 use corral::policy::{LimitRequest, Policy};
 use corral::record::RecordStore;
 use corral::replay::{self, ReplayError, ReplayOptions, ReplayReport};
-use corral::{Engine, EngineConfig, Error, RunReport};
+use corral::{Engine, EngineConfig, Error, Isolation, RunReport, WorkerConfig};
 
 use crate::metrics::Metrics;
 
@@ -65,21 +65,37 @@ impl Config {
     }
 }
 
-/// The service's engine: the one place it is made, so that moving the service's runs into
-/// worker processes (the worker pool) is a change here and nowhere else. `workers` sizes the
-/// pool of instance slots.
+/// The configuration of the service's engine: the one place it is decided. Guests run in
+/// `workers` locked-down worker processes (the second wall: no new privileges, seccomp,
+/// Landlock, no network, rlimits), started from this program (it must dispatch
+/// [`corral::worker::WORKER_ARG`] to [`corral::job::serve_worker`], as the `corral` command
+/// does), unless `in_process`. The engine's pool has slots for four runs per worker.
+pub fn engine_config(workers: usize, in_process: bool) -> EngineConfig {
+    let slots = u32::try_from(workers.max(1) * 4)
+        .unwrap_or(u32::MAX)
+        .max(16);
+    let isolation = if in_process {
+        Isolation::InProcess
+    } else {
+        Isolation::Workers(WorkerConfig {
+            workers: workers.max(1),
+            ..WorkerConfig::default()
+        })
+    };
+    EngineConfig {
+        pool: Some(slots),
+        isolation,
+        ..EngineConfig::from_env()
+    }
+}
+
+/// The service's engine ([`engine_config`]).
 ///
 /// # Errors
 ///
 /// The engine cannot be created (a host error).
-pub fn engine(workers: usize) -> Result<Engine, Error> {
-    let slots = u32::try_from(workers.max(1) * 4)
-        .unwrap_or(u32::MAX)
-        .max(16);
-    Engine::new(EngineConfig {
-        pool: Some(slots),
-        ..EngineConfig::from_env()
-    })
+pub fn engine(workers: usize, in_process: bool) -> Result<Engine, Error> {
+    Engine::new(engine_config(workers, in_process))
 }
 
 /// Why a request got no verdict.

@@ -274,23 +274,23 @@ fn choke_points() -> Result<(), Failed> {
             ],
         ),
         // Only the job stage builds a sandbox for a job.
-        (".sandbox(&", &["engine/src/job.rs"]),
+        (".sandbox(&", &["engine/src/job/mod.rs"]),
         // Host errors become verdicts in the job stage; guest outcomes are classified by the
         // verdict module (which also names and matches verdicts).
         (
             "Verdict::InvalidInput(",
-            &["engine/src/job.rs", "engine/src/verdict.rs"],
+            &["engine/src/job/mod.rs", "engine/src/verdict.rs"],
         ),
         (
             "Verdict::HostError(",
             &[
-                "engine/src/job.rs",
+                "engine/src/job/mod.rs",
                 "engine/src/verdict.rs",
                 "engine/src/report.rs",
             ],
         ),
         // Only the job stage writes run records.
-        ("record::write(", &["engine/src/job.rs"]),
+        ("record::write(", &["engine/src/job/mod.rs"]),
         // Only the verdict module classifies wasmtime outcomes.
         ("downcast_ref::<Trap>", &["engine/src/verdict.rs"]),
     ];

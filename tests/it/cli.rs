@@ -50,6 +50,10 @@ pub fn trials() -> Vec<Trial> {
     ));
     t.push(Trial::test("cli::json::denied", denied));
     t.push(Trial::test("cli::check", check_cmd));
+    t.push(Trial::test(
+        "cli::issue_11_check_rejects_what_run_cannot_instantiate",
+        check_uninstantiable,
+    ));
     t.push(Trial::test("cli::help_mentions_every_option", help));
     t.push(Trial::test("cli::bad_option_exits_2", bad_option));
     t.push(Trial::test("cli::args_env_stdin", args_env_stdin));
@@ -277,6 +281,43 @@ fn check_cmd() -> Result<(), Failed> {
     has_all_keys(&v)?;
     if v["verdict"] != "ok" || v["fuel_consumed"] != 0 || out.status.code() != Some(0) {
         return Err(format!("check must not run the module: {v}").into());
+    }
+    Ok(())
+}
+
+/// Issue 11: `corral check` rejects a module no run could instantiate (two tables; a
+/// component creating 100 core instances), and `run` agrees: rejected, never host_error.
+fn check_uninstantiable() -> Result<(), Failed> {
+    let d = tmpdir()?;
+    let instances: String = (0..99)
+        .map(|_| "(core instance (instantiate $m))")
+        .collect();
+    std::fs::write(
+        d.path().join("t.wat"),
+        "(module (memory (export \"memory\") 1) (table 1 funcref) (table 1 funcref) (func (export \"_start\")))",
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(
+        d.path().join("c.wat"),
+        format!(
+            "(component (core module $m) {instances} (core module $main (func (export \"run\") (result i32) (i32.const 0))) (core instance $mi (instantiate $main)) (func $run (result (result)) (canon lift (core func $mi \"run\"))) (instance $r (export \"run\" (func $run))) (export \"wasi:cli/run@0.2.0\" (instance $r)))"
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    for (file, says) in [("t.wat", "2 tables"), ("c.wat", "100 core instances")] {
+        for cmd in [&["check"][..], &["run", "--no-record"][..]] {
+            let out = corral()
+                .current_dir(d.path())
+                .args(cmd)
+                .args([file, "--json"])
+                .output()
+                .map_err(|e| e.to_string())?;
+            let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+            let msg = v["message"].as_str().unwrap_or("");
+            if v["verdict"] != "rejected" || !msg.contains(says) || out.status.code() != Some(1) {
+                return Err(format!("`corral {} {file}`: {v}", cmd[0]).into());
+            }
+        }
     }
     Ok(())
 }

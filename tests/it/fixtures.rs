@@ -72,6 +72,13 @@ pub struct Expect {
     /// Empty directories created in the host root.
     #[serde(default)]
     empty_dirs: Vec<String>,
+    /// FIFOs (named pipes) created in the host root: nothing ever writes to them, so a host
+    /// that opens or reads one blocks.
+    #[serde(default)]
+    fifos: Vec<String>,
+    /// Unix-domain sockets bound in the host root (no one accepts on them).
+    #[serde(default)]
+    sockets: Vec<String>,
 
     verdict: String,
     #[serde(default)]
@@ -396,6 +403,27 @@ impl HostRoot {
                 }
             }
         }
+        for rel in &e.fifos {
+            let p = root.join(rel);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+                .map_err(|e| e.to_string())?;
+            // SAFETY: `c` is a valid NUL-terminated path.
+            #[expect(unsafe_code, reason = "mkfifo has no safe std wrapper")]
+            if unsafe { libc::mkfifo(c.as_ptr(), 0o644) } != 0 {
+                return Err(format!("mkfifo: {}", std::io::Error::last_os_error()).into());
+            }
+        }
+        for rel in &e.sockets {
+            let p = root.join(rel);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            // The socket file stays when the listener is dropped.
+            drop(std::os::unix::net::UnixListener::bind(&p).map_err(|e| e.to_string())?);
+        }
         for (rel, target) in &e.symlinks {
             let p = root.join(rel);
             if let Some(parent) = p.parent() {
@@ -460,10 +488,23 @@ fn request(f: &Fixture, root: &Path) -> Result<Request, Failed> {
     Ok(req)
 }
 
-fn engine_for(root: &Path) -> Result<Engine, Failed> {
+/// The engine of a fixture run: in this process for the first (recorded) run, in a worker
+/// process for the second, so that the two reports, which must be identical, also show that
+/// a worker reports what an in-process run does.
+fn engine_for(root: &Path, in_worker: bool) -> Result<Engine, Failed> {
+    let isolation = if in_worker {
+        corral::Isolation::Workers(corral::WorkerConfig {
+            program: crate::workers::worker_program()?,
+            workers: 1,
+            ..corral::WorkerConfig::default()
+        })
+    } else {
+        corral::Isolation::InProcess
+    };
     let config = EngineConfig {
         temp_root: root.join("tmp"),
         cache_dir: Some(support::cache_dir()),
+        isolation,
         ..EngineConfig::default()
     };
     Engine::new(config).map_err(|e| Failed::from(e.to_string()))
@@ -484,7 +525,7 @@ fn run_once(f: &Fixture, record: bool) -> Result<RunReport, Failed> {
     let mut skip = rw.clone();
     skip.push(PathBuf::from("tmp"));
     let before = support::snapshot(root, &skip);
-    let engine = engine_for(root)?;
+    let engine = engine_for(root, !record)?;
     let req = request(f, root)?;
     let recording = if record {
         Recording::On

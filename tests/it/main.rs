@@ -11,10 +11,13 @@
 //! - `cli::…`: the `corral` binary: JSON keys, exit statuses, `--help`.
 //! - `determinism::…`: reports identical while epoch ticks land every few microseconds.
 //! - `isolation::…`: runs on one engine share nothing (reused scratch dirs are empty).
+//! - `workers::…`: the second wall: worker lock-down probes, crashes, deadlines, load.
 //! - `architecture::…`: the library's modules are acyclic, the choke points hold, and the
 //!   command's files do not import each other.
 //! - `serve::…`: `corral serve` as a process on a loopback port, under faults (disconnects,
 //!   floods, SIGTERM, hostile bodies), with auth, records and the OpenAPI document.
+//! - `wall::…`: the wall clock holds when a guest reaches for a host object that would
+//!   block (a FIFO in a `:rw` dir): the run ends at its wall time plus the grace.
 //!
 //! Every fixture file must be claimed by an expectation; the harness fails otherwise.
 
@@ -29,10 +32,19 @@ mod replay;
 mod seccomp;
 mod serve;
 mod support;
+mod wall;
+mod workers;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The worker tests use this binary as their worker program.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == corral::worker::WORKER_ARG)
+    {
+        return corral::job::serve_worker();
+    }
     // SAFETY: single-threaded at this point; the secret must be in this process's
     // environment so that fixtures prove guests cannot see it.
     #[expect(unsafe_code, reason = "set_var before any thread exists")]
@@ -52,6 +64,8 @@ fn main() -> ExitCode {
     trials.extend(determinism::trials());
     trials.extend(isolation::trials());
     trials.extend(architecture::trials());
+    trials.extend(workers::trials());
+    trials.extend(wall::trials());
     trials.extend(serve::trials());
     let conclusion = libtest_mimic::run(&args, trials);
     print_record_sizes();

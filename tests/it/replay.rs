@@ -34,6 +34,10 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("replay::refuses_policy_above_ceiling", ceiling),
         Trial::test("replay::refuses_path_like_input_names", path_like_inputs),
         Trial::test("replay::refuses_missing_blob", missing_blob),
+        Trial::test(
+            "replay::issue_11_refuses_listings_over_the_staging_caps",
+            listing_caps,
+        ),
         Trial::test("replay::crash_never_leaves_half_written_record", crash),
     ]
 }
@@ -423,6 +427,98 @@ fn path_like_inputs() -> Result<(), Failed> {
     rec.inputs.dirs[0].guest = "/data/../etc".into();
     let changed = reseal(&s, rec)?;
     expect_refused(&s, &changed, "guest path")
+}
+
+/// Issue 11: replay rebuilds input dirs from a record with the caps a fresh run's staging
+/// applies (bytes, entries, depth), checked on the listing before any blob is read or any
+/// file written; an invalid listing (one path both a file and a directory, a file in a
+/// directory the listing lacks) is a refusal too, never a host error.
+fn listing_caps() -> Result<(), Failed> {
+    let s = setup()?;
+    let path = record(&s, 0, "x")?;
+    let one_mib = blob(&s, &vec![7u8; 1 << 20])?;
+    let small = blob(&s, b"x")?;
+    let deep: Vec<String> = (1..=200).map(|n| vec!["d"; n].join("/")).collect();
+    let cases: Vec<(&str, Tree)> = vec![
+        (
+            "one path both a file and a directory",
+            Tree {
+                dirs: vec!["a".into()],
+                files: vec![TreeFile {
+                    path: "a".into(),
+                    contents: small.clone(),
+                }],
+            },
+        ),
+        (
+            "one 1 MiB blob under 1,100 paths (1.1 GiB)",
+            Tree {
+                dirs: vec![],
+                files: (0..1100)
+                    .map(|i| TreeFile {
+                        path: format!("f{i}"),
+                        contents: one_mib.clone(),
+                    })
+                    .collect(),
+            },
+        ),
+        (
+            "a 200-level tree",
+            Tree {
+                files: vec![TreeFile {
+                    path: format!("{}/f", deep[199]),
+                    contents: small.clone(),
+                }],
+                dirs: deep,
+            },
+        ),
+        (
+            "a file in a directory the listing lacks",
+            Tree {
+                dirs: vec![],
+                files: vec![TreeFile {
+                    path: "missing/f".into(),
+                    contents: small.clone(),
+                }],
+            },
+        ),
+    ];
+    // 600 MiB in each of two input dirs: each within the cap, together over it.
+    let half: Vec<TreeFile> = (0..600)
+        .map(|i| TreeFile {
+            path: format!("f{i}"),
+            contents: one_mib.clone(),
+        })
+        .collect();
+    let mut rec = load(&path)?;
+    let tree = Tree {
+        dirs: vec![],
+        files: half,
+    };
+    let listing = blob(&s, &serde_json::to_vec(&tree).map_err(|e| e.to_string())?)?;
+    let mut second = rec.inputs.dirs[0].clone();
+    second.guest = "/data2".into();
+    rec.inputs.dirs[0].tree = listing.clone();
+    second.tree = listing;
+    rec.inputs.dirs.push(second);
+    let changed = reseal(&s, rec)?;
+    expect_refused(&s, &changed, "two inputs of 600 MiB")?;
+    for (what, tree) in cases {
+        let mut rec = load(&path)?;
+        rec.inputs.dirs[0].tree = blob(&s, &serde_json::to_vec(&tree).map_err(|e| e.to_string())?)?;
+        let changed = reseal(&s, rec)?;
+        expect_refused(&s, &changed, what)?;
+        // Refused before anything was staged.
+        let left: Vec<_> = std::fs::read_dir(s.root.join("tmp"))
+            .map_err(|e| e.to_string())?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        if !left.is_empty() {
+            return Err(format!("{what}: the refused replay left {left:?}").into());
+        }
+    }
+    Ok(())
 }
 
 fn missing_blob() -> Result<(), Failed> {

@@ -1,5 +1,6 @@
 //! `corral serve` as a process on a loopback port, under faults: a client that disconnects
-//! mid-run (the run is cancelled, its slot freed), a flood past the queue (429 with
+//! mid-run (the run is cancelled, its slot and its worker process freed), a worker process
+//! killed during load (its run is one `host_error`, the rest succeed), a flood past the queue (429 with
 //! `Retry-After`, memory does not grow, the service recovers), SIGTERM during load (runs in
 //! flight finish, new ones are refused, exit 0), oversized and malformed bodies (4xx, never a
 //! panic), auth (401 without the token; a non-loopback address needs one), records retrieved
@@ -18,6 +19,7 @@ pub fn trials() -> Vec<Trial> {
     vec![
         Trial::test("serve::run_eval_records_replay", run_eval_records_replay),
         Trial::test("serve::client_disconnect_cancels_the_run", disconnect),
+        Trial::test("serve::a_killed_worker_is_one_host_error", worker_killed),
         Trial::test("serve::flood_past_the_queue", flood),
         Trial::test("serve::sigterm_drains_in_flight_runs", sigterm),
         Trial::test("serve::hostile_bodies_are_4xx", hostile_bodies),
@@ -231,6 +233,36 @@ fn rss_kib(pid: i32) -> Result<u64, Failed> {
         .ok_or_else(|| "no VmRSS".into())
 }
 
+/// The worker processes of the server `pid` (its children).
+fn worker_pids(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(c) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(c.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Waits until the server `pid` has `n` worker processes.
+fn wait_for_workers(pid: i32, n: usize) -> Result<Vec<i32>, Failed> {
+    let t = Instant::now();
+    loop {
+        let w = worker_pids(pid);
+        if w.len() >= n {
+            return Ok(w);
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            return Err(format!("the server has {} worker processes, not {n}", w.len()).into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn no_panic(s: &Server) -> Result<(), Failed> {
     let log = s.log();
     if log.contains("panicked") {
@@ -310,7 +342,15 @@ fn run_eval_records_replay() -> Result<(), Failed> {
 }
 
 fn disconnect() -> Result<(), Failed> {
-    let s = Server::start(&["--concurrency", "1"])?;
+    let s = Server::start(&["--concurrency", "1", "--workers", "1"])?;
+    // The worker process exists once a run has been served.
+    let r = post(
+        s.addr,
+        "/v1/run",
+        &serde_json::json!({"code": HELLO, "language": "wat", "record": false}),
+    )?;
+    assert_eq!(r.json()?["verdict"], "ok");
+    let before = wait_for_workers(s.pid(), 1)?;
     // A run that would take the whole 5 s wall-clock limit of the strict policy.
     let body =
         serde_json::json!({"code": SPIN, "language": "wat", "limits": {"fuel": 2_000_000_000u64}})
@@ -328,6 +368,8 @@ fn disconnect() -> Result<(), Failed> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Let it reach the worker.
+    std::thread::sleep(Duration::from_millis(200));
     drop(c);
     let gone = Instant::now();
     while metric(s.addr, "corral_running")? > 0.0 {
@@ -337,16 +379,94 @@ fn disconnect() -> Result<(), Failed> {
         std::thread::sleep(Duration::from_millis(20));
     }
     let freed = gone.elapsed();
-    // The only slot is free: the next run is served at once.
+    // The only worker was running the spin: it is killed and replaced, long before the
+    // spin's 5 s, and the next run is served on the replacement at once.
+    loop {
+        let now = worker_pids(s.pid());
+        if !now.is_empty() && now.iter().all(|p| !before.contains(p)) {
+            break;
+        }
+        if gone.elapsed() > Duration::from_secs(3) {
+            return Err(format!(
+                "the worker of the cancelled run still runs ({before:?} -> {now:?})"
+            )
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t1 = Instant::now();
     let r = post(
         s.addr,
         "/v1/run",
         &serde_json::json!({"code": HELLO, "language": "wat"}),
     )?;
     assert_eq!(r.json()?["verdict"], "ok");
+    let next = t1.elapsed();
+    if gone.elapsed() > Duration::from_secs(4) {
+        return Err(format!("the next run waited for the cancelled one ({next:?})").into());
+    }
     // The cancelled run never finished (no verdict was counted for it).
     assert_eq!(metric(s.addr, "corral_runs_total{verdict=\"limit\"}")?, 0.0);
-    eprintln!("slot freed {freed:?} after the client disconnected");
+    eprintln!("slot freed {freed:?} after the client disconnected; next run in {next:?}");
+    no_panic(&s)
+}
+
+/// A worker process killed during load: the run it was executing answers `host_error`
+/// (HTTP 500, naming the signal), every other request succeeds, and the service goes on with
+/// a replacement worker.
+fn worker_killed() -> Result<(), Failed> {
+    let s = Server::start(&["--concurrency", "4", "--workers", "2", "--no-record"])?;
+    // Each run spins until its 300 ms wall-clock limit: the workers are always busy.
+    let body = serde_json::json!({"code": SPIN, "language": "wat",
+                                  "limits": {"wall_time_ms": 300, "fuel": 1_000_000_000_000u64}});
+    post(s.addr, "/v1/run", &body)?;
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, body) = (s.addr, body.clone());
+            std::thread::spawn(move || -> Result<Vec<Response>, Failed> {
+                (0..8).map(|_| post(addr, "/v1/run", &body)).collect()
+            })
+        })
+        .collect();
+    let workers = wait_for_workers(s.pid(), 2)?;
+    let mut kills = 0;
+    for victim in workers.iter().take(2) {
+        std::thread::sleep(Duration::from_millis(700));
+        // SAFETY: kill takes integers; the pid is a child of the server we started.
+        #[expect(unsafe_code, reason = "killing a worker process is the fault under test")]
+        let r = unsafe { libc::kill(*victim, libc::SIGKILL) };
+        if r == 0 {
+            kills += 1;
+        }
+    }
+    let mut limits = 0;
+    let mut errors = Vec::new();
+    for c in clients {
+        for r in c.join().map_err(|_| "client thread panicked")?? {
+            let j = r.json()?;
+            match (r.status, j["verdict"].as_str()) {
+                (200, Some("limit")) => limits += 1,
+                (500, Some("host_error")) => errors.push(j["message"].to_string()),
+                _ => return Err(format!("unexpected answer: {} {}", r.status, r.body).into()),
+            }
+        }
+    }
+    // Each kill ends at most the one run its worker was executing; its queued runs are sent
+    // to another worker. The workers are busy all along, so at least one kill hits a run.
+    if errors.is_empty() || errors.len() > kills {
+        return Err(format!("{kills} kills gave {} host errors: {errors:?}", errors.len()).into());
+    }
+    if !errors.iter().all(|m| m.contains("signal 9")) {
+        return Err(format!("host errors that do not name the signal: {errors:?}").into());
+    }
+    assert_eq!(limits + errors.len(), 32);
+    // The service goes on.
+    let r = post(
+        s.addr,
+        "/v1/run",
+        &serde_json::json!({"code": HELLO, "language": "wat"}),
+    )?;
+    assert_eq!(r.json()?["verdict"], "ok");
     no_panic(&s)
 }
 

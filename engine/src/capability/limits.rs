@@ -53,8 +53,12 @@ pub(crate) struct Limiter {
     pub(crate) memory_bytes: usize,
     /// All table elements together.
     pub(crate) table_elements: usize,
-    /// Instances, memories and tables each (1 for core modules; a component's count).
+    /// Core instances (1 for core modules; a component's cap).
     pub(crate) instances: usize,
+    /// Linear memories.
+    pub(crate) memories: usize,
+    /// Tables.
+    pub(crate) tables: usize,
     pub(crate) log: std::sync::Arc<LimitLog>,
     /// Bytes of linear memory currently granted (all memories).
     pub(crate) memory_total: usize,
@@ -66,13 +70,15 @@ impl Limiter {
     pub(crate) fn new(
         memory_bytes: u64,
         table_elements: u64,
-        instances: usize,
+        (instances, memories, tables): (usize, usize, usize),
         log: std::sync::Arc<LimitLog>,
     ) -> Limiter {
         Limiter {
             memory_bytes: usize::try_from(memory_bytes).unwrap_or(usize::MAX),
             table_elements: usize::try_from(table_elements).unwrap_or(usize::MAX),
             instances,
+            memories,
+            tables,
             log,
             memory_total: 0,
             table_total: 0,
@@ -116,10 +122,10 @@ impl wasmtime::ResourceLimiter for Limiter {
     }
 
     fn tables(&self) -> usize {
-        self.instances
+        self.tables
     }
 
     fn memories(&self) -> usize {
-        self.instances
+        self.memories
     }
 }

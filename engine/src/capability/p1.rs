@@ -1,10 +1,13 @@
 //! WASI preview 1 through the gate.
 //!
-//! `Gate` implements wasmtime-wasi's generated `WasiSnapshotPreview1` trait. Every method
-//! records an audit event; most delegate to `WasiP1Ctx`; the ones that would expose the host
-//! or break determinism are replaced here (clocks, `poll_oneoff`, `fd_readdir`, stat results,
-//! `*_set_times`, `fd_sync`/`fd_datasync`, `sched_yield`), and the ones that consume disk or
-//! descriptors are metered first.
+//! `Gate` implements wasmtime-wasi's generated `WasiSnapshotPreview1` trait. This adapter
+//! translates between preview 1 types and the gate core's ([`rules`](super::rules)): every
+//! decision (paths, quotas, what may be opened, listings, random, polls, denials, fuel) is a
+//! [`GateCore`](super::GateCore) call. Most calls delegate to `WasiP1Ctx`; the ones that would
+//! expose the host or break determinism are replaced here (clocks, `poll_oneoff`,
+//! `fd_readdir`, stat results, `*_set_times`, `fd_sync`/`fd_datasync`, `sched_yield`).
+
+use std::sync::Arc;
 
 use wasmtime_wasi::p1::types::{self, Errno, Error};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1;
@@ -12,7 +15,10 @@ use wiggle::{GuestMemory, GuestPtr};
 
 use super::audit::{Dig, Digest, ERRNO_TRAP};
 use super::clock::{MONO_START_NS, RESOLUTION_NS};
-use super::{DirEntry, FdInfo, FdKind, Gate, GateStop, RunState, WritePlan};
+use super::rules::{
+    Charge, EntryKind, Errc, FdInfo, FdKind, HostDir, Work, WritePlan, host_identity,
+};
+use super::{Gate, GateCore, GateStop, RunState};
 
 type R<T> = Result<T, Error>;
 
@@ -21,72 +27,96 @@ pub(crate) fn add_to_linker(linker: &mut wasmtime::Linker<RunState>) -> wasmtime
     wasmtime_wasi::p1::wasi_snapshot_preview1::add_to_linker(linker, |s: &mut RunState| &mut s.gate)
 }
 
-fn errno_of(e: &Error) -> u16 {
+fn errno_code(e: &Error) -> u16 {
     e.downcast_ref().map_or(ERRNO_TRAP, |e: &Errno| *e as u16)
 }
 
-fn is_denial(func: &str, errno: u16) -> bool {
-    func.starts_with("sock_")
-        || errno == Errno::Perm as u16
-        || errno == Errno::Notcapable as u16
-        || errno == Errno::Acces as u16
+/// A preview 1 errno as the gate core sees it.
+fn errc_of(e: &Error) -> Option<Errc> {
+    let e: &Errno = e.downcast_ref()?;
+    Some(match e {
+        Errno::Perm => Errc::NotPermitted,
+        Errno::Acces => Errc::Access,
+        Errno::Notcapable => Errc::NotCapable,
+        Errno::Rofs => Errc::ReadOnly,
+        Errno::Nametoolong => Errc::NameTooLong,
+        Errno::Nospc => Errc::NoSpace,
+        Errno::Mfile => Errc::TooManyOpen,
+        Errno::Nomem => Errc::NoMemory,
+        Errno::Inval => Errc::Invalid,
+        Errno::Ilseq => Errc::IllegalSequence,
+        _ => Errc::Other,
+    })
+}
+
+/// The errno the guest gets for an error the gate core raised.
+fn errno(c: Errc) -> Error {
+    match c {
+        Errc::NotPermitted => Errno::Perm,
+        Errc::Access => Errno::Acces,
+        Errc::NotCapable => Errno::Notcapable,
+        Errc::ReadOnly => Errno::Rofs,
+        Errc::NameTooLong => Errno::Nametoolong,
+        Errc::NoSpace => Errno::Nospc,
+        Errc::TooManyOpen => Errno::Mfile,
+        Errc::NoMemory => Errno::Nomem,
+        Errc::Invalid => Errno::Inval,
+        Errc::IllegalSequence => Errno::Ilseq,
+        Errc::Other => Errno::Io,
+    }
+    .into()
 }
 
 fn stop(kind: GateStop) -> Error {
     Error::trap(wasmtime::Error::new(kind))
 }
 
-/// Digest of the bytes referenced by an iovec array, up to `limit` bytes in all.
-fn iovs_digest(mem: &GuestMemory<'_>, iovs: types::IovecArray, limit: Option<u64>) -> Digest {
-    let mut d = Dig::new();
-    let mut left = limit.unwrap_or(u64::MAX);
-    for iov in iovs.iter() {
+/// The preview 1 file type of an entry kind.
+fn filetype(k: EntryKind) -> types::Filetype {
+    match k {
+        EntryKind::File => types::Filetype::RegularFile,
+        EntryKind::Dir => types::Filetype::Directory,
+        EntryKind::Symlink => types::Filetype::SymbolicLink,
+        EntryKind::CharDevice => types::Filetype::CharacterDevice,
+        EntryKind::BlockDevice => types::Filetype::BlockDevice,
+        EntryKind::Socket => types::Filetype::SocketStream,
+        EntryKind::Fifo | EntryKind::Unknown => types::Filetype::Unknown,
+    }
+}
+
+/// The entry kind of a preview 1 file type.
+fn kind_of(t: types::Filetype) -> EntryKind {
+    match t {
+        types::Filetype::RegularFile => EntryKind::File,
+        types::Filetype::Directory => EntryKind::Dir,
+        types::Filetype::SymbolicLink => EntryKind::Symlink,
+        types::Filetype::CharacterDevice => EntryKind::CharDevice,
+        types::Filetype::BlockDevice => EntryKind::BlockDevice,
+        types::Filetype::SocketDgram | types::Filetype::SocketStream => EntryKind::Socket,
+        types::Filetype::Unknown => EntryKind::Unknown,
+    }
+}
+
+/// The first non-empty iovec (the only one wasmtime-wasi reads into or writes from) and how
+/// many iovecs were scanned to find it. `None` for a malformed array (the delegated call
+/// then fails on its own).
+fn first_nonempty<T: wiggle::GuestType>(
+    mem: &GuestMemory<'_>,
+    iovs: impl IntoIterator<Item = Result<GuestPtr<T>, wiggle::GuestError>>,
+    get: impl Fn(T) -> (GuestPtr<u8>, u32),
+) -> (Option<(GuestPtr<u8>, u32)>, u64) {
+    let mut scanned = 0u64;
+    for iov in iovs {
+        scanned += 1;
         let Ok(iov) = iov.and_then(|p| mem.read(p)) else {
-            return Dig::new().bytes(b"<bad iovec>").finish();
+            return (None, scanned);
         };
-        let take = u64::from(iov.buf_len).min(left);
-        let Ok(bytes) = mem.as_cow(iov.buf.as_array(take as u32)) else {
-            return Dig::new().bytes(b"<bad iovec>").finish();
-        };
-        d.raw(&bytes);
-        left -= take;
-        if left == 0 {
-            break;
+        let (buf, len) = get(iov);
+        if len > 0 {
+            return (Some((buf, len)), scanned);
         }
     }
-    d.finish()
-}
-
-fn ciovs_digest(mem: &GuestMemory<'_>, iovs: types::CiovecArray) -> Digest {
-    let mut d = Dig::new();
-    for iov in iovs.iter() {
-        let Ok(iov) = iov.and_then(|p| mem.read(p)) else {
-            return Dig::new().bytes(b"<bad iovec>").finish();
-        };
-        let Ok(bytes) = mem.as_cow(iov.buf.as_array(iov.buf_len)) else {
-            return Dig::new().bytes(b"<bad iovec>").finish();
-        };
-        d.raw(&bytes);
-    }
-    d.finish()
-}
-
-/// Length of the first non-empty ciovec: what wasmtime-wasi writes in one `fd_write`.
-fn first_write_len(mem: &GuestMemory<'_>, iovs: types::CiovecArray) -> u64 {
-    for iov in iovs.iter() {
-        if let Ok(iov) = iov.and_then(|p| mem.read(p))
-            && iov.buf_len > 0
-        {
-            return u64::from(iov.buf_len);
-        }
-    }
-    0
-}
-
-/// Refuses paths longer than [`MAX_PATH_BYTES`](super::MAX_PATH_BYTES) before the host sees
-/// them (so the answer does not depend on the host's path resolver).
-fn too_long(p: GuestPtr<str>) -> bool {
-    p.len() as usize > super::MAX_PATH_BYTES
+    (None, scanned)
 }
 
 fn path_bytes(mem: &GuestMemory<'_>, p: GuestPtr<str>) -> Vec<u8> {
@@ -131,8 +161,65 @@ const DIRENT_SIZE: usize = 24;
 const DIR_SIZE: u64 = 4096;
 const DIR_NLINK: u64 = 2;
 
+/// A path argument: its bytes when the gate accepts it, for the audit digest and the rules.
+struct PathArg(Result<Vec<u8>, Errc>);
+
+impl PathArg {
+    /// The bytes digested for the audit trail (a refused path by its length only).
+    fn digest_bytes(&self) -> Vec<u8> {
+        match &self.0 {
+            Ok(b) => b.clone(),
+            Err(_) => b"<path too long>".to_vec(),
+        }
+    }
+}
+
+/// The first refused path among a call's path arguments.
+fn path_err(paths: &[&PathArg]) -> Option<Errc> {
+    paths.iter().find_map(|p| p.0.as_ref().err().copied())
+}
+
+/// Digest of the bytes a write takes (the first non-empty iovec: all wasmtime-wasi writes).
+fn write_digest(mem: &GuestMemory<'_>, first: Option<(GuestPtr<u8>, u32)>) -> Digest {
+    match first {
+        Some((buf, len)) => bytes_at(mem, buf, len),
+        None => none(),
+    }
+}
+
 impl Gate {
-    /// Records the call and applies the denial policy.
+    /// Digest of what a read returned (`n` bytes into the first non-empty iovec); charges
+    /// the bytes copied.
+    fn read_digest(
+        &mut self,
+        mem: &GuestMemory<'_>,
+        r: &R<types::Size>,
+        first: Option<(GuestPtr<u8>, u32)>,
+    ) -> Digest {
+        match (r, first) {
+            (Ok(n), Some((buf, len))) => {
+                let n = (*n).min(len);
+                self.core.charge(Work::Bytes(n.into()));
+                Dig::new()
+                    .u64(n.into())
+                    .bytes(&bytes_at(mem, buf, n).0)
+                    .finish()
+            }
+            (Ok(n), None) => Dig::new().u64((*n).into()).finish(),
+            (Err(_), _) => none(),
+        }
+    }
+
+    /// Opens the gate's own handle on the directory a guest just opened at `path` under
+    /// `dirfd` (resolved inside the parent's handle, never outside it).
+    fn open_host_dir(&mut self, dirfd: types::Fd, path: &[u8]) -> Option<HostDir> {
+        let parent = self.host_dir(dirfd).ok()?;
+        let path = std::str::from_utf8(path).ok()?;
+        let dir = parent.open_dir(path).ok()?;
+        Some(HostDir::Open(Arc::new(dir)))
+    }
+
+    /// Records the call (audit, denials, `on_denial`) through the gate core.
     fn done<T>(
         &mut self,
         func: &'static str,
@@ -140,33 +227,49 @@ impl Gate {
         r: R<T>,
         result: impl FnOnce(&T) -> Digest,
     ) -> R<T> {
-        let (errno, rd) = match &r {
-            Ok(v) => (0, result(v)),
-            Err(e) => (errno_of(e), none()),
+        let (code, errc, rd) = match &r {
+            Ok(v) => (0, None, result(v)),
+            Err(e) => (errno_code(e), errc_of(e), none()),
         };
-        let denied = errno != 0 && errno != ERRNO_TRAP && is_denial(func, errno);
-        match self.core.record(func, args, errno, rd, denied) {
+        if code == ERRNO_TRAP {
+            self.core.trapped();
+        }
+        match self.core.record(func, args, code, rd, errc) {
             Some(stop_run) => Err(stop(stop_run)),
             None => r,
         }
     }
 
-    /// Refuses (and records) a call with a path longer than
-    /// [`MAX_PATH_BYTES`](super::MAX_PATH_BYTES), before the host sees it.
-    fn path_too_long<T>(
-        &mut self,
-        func: &'static str,
-        args: Digest,
-        paths: &[GuestPtr<str>],
-    ) -> Option<R<T>> {
-        paths
-            .iter()
-            .any(|p| too_long(*p))
-            .then(|| self.done(func, args, Err(Errno::Nametoolong.into()), |_| none()))
+    /// Records a call the gate core refused with `c`.
+    fn refused<T>(&mut self, func: &'static str, args: Digest, c: Errc) -> R<T> {
+        self.done(func, args, Err(errno(c)), |_| none())
+    }
+
+    /// Reads a path argument: the gate core refuses one longer than it allows before its
+    /// bytes are read, and charges the rest per component.
+    fn path(&mut self, mem: &GuestMemory<'_>, p: GuestPtr<str>) -> PathArg {
+        if let Err(e) = GateCore::path_len_ok(p.len() as usize) {
+            return PathArg(Err(e));
+        }
+        let bytes = path_bytes(mem, p);
+        PathArg(self.core.check_path(&bytes).map(|()| bytes))
+    }
+
+    /// A socket call: the gate core records it as a denial (no policy grants network
+    /// access); the errno is wasmtime-wasi's (there are no socket descriptors).
+    fn socket<T>(&mut self, func: &'static str, args: Digest, r: R<T>) -> R<T> {
+        let code = match &r {
+            Ok(_) => 0,
+            Err(e) => errno_code(e),
+        };
+        match self.core.refuse_socket(func, args, code) {
+            Some(stop_run) => Err(stop(stop_run)),
+            None => r,
+        }
     }
 
     fn fd_info(&self, fd: types::Fd) -> Option<FdInfo> {
-        self.core.fds.get(&u32::from(fd)).copied()
+        self.core.fds.get(&u32::from(fd)).cloned()
     }
 
     /// Virtualises a stat result: synthetic inode, fixed or guest-set times, normalised
@@ -188,128 +291,138 @@ impl Gate {
         s
     }
 
-    /// Does `path` exist (without following a final symlink)?
-    async fn exists(
+    /// What `path` under `dirfd` names (`None`: nothing, or it cannot be looked up).
+    async fn kind_at(
         &mut self,
-        dirfd: types::Fd,
-        path: GuestPtr<str>,
         mem: &mut GuestMemory<'_>,
-    ) -> bool {
+        dirfd: types::Fd,
+        flags: types::Lookupflags,
+        path: GuestPtr<str>,
+    ) -> Option<EntryKind> {
         self.wasi
-            .path_filestat_get(mem, dirfd, types::Lookupflags::empty(), path)
+            .path_filestat_get(mem, dirfd, flags, path)
             .await
-            .is_ok()
+            .ok()
+            .map(|s| kind_of(s.filetype))
     }
 
-    /// Checks the file-creation quota before a call that creates `path` under `dirfd`.
-    /// Returns `Some(err)` when the call must fail with `nospc`.
-    async fn creation_blocked(
+    /// The gate core's creation rule for `path` under `dirfd` (whether it exists is looked
+    /// up only when the quota is used up).
+    async fn create_check(
         &mut self,
         mem: &mut GuestMemory<'_>,
         dirfd: types::Fd,
         path: GuestPtr<str>,
-    ) -> Option<Error> {
-        let q = self.core.quota;
-        if q.fs_files_used < q.fs_files_max {
-            return None;
+    ) -> Result<(), Errc> {
+        if !self.core.files_exhausted() {
+            return Ok(());
         }
         let writable = self
             .fd_info(dirfd)
             .is_some_and(|i| i.kind == FdKind::Dir && i.dir_writable);
-        if !writable || self.exists(dirfd, path, mem).await {
-            return None; // the call fails (or creates nothing) on its own terms
-        }
-        (!self.core.create_fits()).then(|| Errno::Nospc.into())
+        let exists = writable
+            && self
+                .kind_at(mem, dirfd, types::Lookupflags::empty(), path)
+                .await
+                .is_some();
+        self.core.create_allowed(writable, exists)
     }
 
-    /// Where a write through `fd` will land (`offset` for `fd_pwrite`): `None` for
-    /// anything but a writable file.
-    fn write_plan(
+    /// How a write through `fd` is charged (`offset` for `fd_pwrite`).
+    fn write_charge(
         &mut self,
         mem: &mut GuestMemory<'_>,
         fd: types::Fd,
         offset: Option<u64>,
-    ) -> Option<WritePlan> {
-        let info = self.fd_info(fd)?;
+    ) -> Charge {
+        let Some(info) = self.fd_info(fd) else {
+            return Charge::Free;
+        };
         if info.kind != FdKind::File || !info.file_writable {
-            return None;
+            return Charge::Free;
         }
-        let file_id = info.file_id?;
-        let size = *self.core.sizes.get(&file_id)?;
+        let Some(file_id) = info.file_id else {
+            return Charge::Flat;
+        };
+        let Some(size) = self.core.known_size(file_id) else {
+            return Charge::Flat;
+        };
         let start = if info.append {
             size
         } else {
             match offset {
                 Some(o) => o,
-                None => self.wasi.fd_tell(mem, fd).ok()?,
+                None => match self.wasi.fd_tell(mem, fd) {
+                    Ok(p) => p,
+                    Err(_) => return Charge::Flat,
+                },
             }
         };
-        Some(WritePlan {
+        Charge::Plan(WritePlan {
             file_id,
             start,
             size,
         })
     }
 
-    /// Checks the byte quota before a write of `len` bytes following `plan`.
-    fn bytes_blocked(&mut self, plan: Option<WritePlan>, len: u64) -> Option<Error> {
-        let plan = plan?;
-        (!self.core.write_fits(plan.charge(len))).then(|| Errno::Nospc.into())
+    /// The gate's own handle on the directory behind `fd` (opened on first use for a
+    /// preopen), for listings.
+    fn host_dir(&mut self, fd: types::Fd) -> Result<Arc<cap_std::fs::Dir>, Errc> {
+        let key = u32::from(fd);
+        let info = self.core.fds.get_mut(&key).ok_or(Errc::Other)?;
+        match &info.host_dir {
+            Some(HostDir::Open(d)) => Ok(d.clone()),
+            Some(HostDir::Path(p)) => {
+                // An engine-owned directory (staged input, scratch) or a granted rw dir,
+                // opened by the path the engine itself chose for the preopen.
+                let d = Arc::new(
+                    cap_std::fs::Dir::open_ambient_dir(p, cap_std::ambient_authority())
+                        .map_err(|_| Errc::Other)?,
+                );
+                info.host_dir = Some(HostDir::Open(d.clone()));
+                Ok(d)
+            }
+            None => Err(Errc::Other),
+        }
     }
 
-    /// Reads the whole directory behind `fd` through wasmtime-wasi into host memory, then
-    /// sorts it by name and assigns synthetic inodes.
-    async fn listing(&mut self, fd: types::Fd) -> R<Vec<DirEntry>> {
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut entries: Vec<DirEntry> = Vec::new();
-        let mut cookie: u64 = 0;
-        loop {
-            let len = buf.len() as u32;
-            let used = {
-                let mut host = GuestMemory::Unshared(&mut buf);
-                self.wasi
-                    .fd_readdir(&mut host, fd, GuestPtr::new(0), len, cookie)
-                    .await?
-            } as usize;
-            let mut off = 0;
-            let mut progressed = false;
-            while off + DIRENT_SIZE <= used {
-                let h = &buf[off..off + DIRENT_SIZE];
-                let next = u64::from_le_bytes(h[0..8].try_into().unwrap_or_default());
-                let ino = u64::from_le_bytes(h[8..16].try_into().unwrap_or_default());
-                let namlen = u32::from_le_bytes(h[16..20].try_into().unwrap_or_default()) as usize;
-                let ft = h[20];
-                if off + DIRENT_SIZE + namlen > used {
-                    break; // truncated entry: fetch again from its cookie
-                }
-                let name = buf[off + DIRENT_SIZE..off + DIRENT_SIZE + namlen].to_vec();
-                entries.push(DirEntry {
-                    ino,
-                    filetype: ft,
-                    name,
-                });
-                cookie = next;
-                progressed = true;
-                off += DIRENT_SIZE + namlen;
-            }
-            if used < buf.len() {
+    /// Serves one `fd_readdir` page from the gate core's listing of `fd`.
+    fn readdir_page(&mut self, fd: types::Fd, cookie: u64, cap: usize) -> Result<Vec<u8>, Errc> {
+        use cap_std::fs::MetadataExt;
+        let dir = self.host_dir(fd)?;
+        let entries = self.core.listing(fdv(fd), &dir, true)?;
+        let m = dir.dir_metadata().map_err(|_| Errc::Other)?;
+        let dir_ino = self.core.inode(host_identity(m.dev(), m.ino()));
+        let mut out: Vec<u8> = Vec::new();
+        let start = usize::try_from(cookie).unwrap_or(usize::MAX);
+        let mut served = 0u64;
+        let dots = [(&b"."[..], dir_ino), (&b".."[..], dir_ino)];
+        let total = entries.len() + 2;
+        for i in start..total {
+            if out.len() >= cap {
                 break;
             }
-            if !progressed {
-                // One entry larger than the buffer cannot happen (names are ≤ 4 KiB).
-                return Err(Errno::Nametoolong.into());
-            }
+            let (name, ino, ft) = match i {
+                0 | 1 => (dots[i].0, dots[i].1, types::Filetype::Directory),
+                _ => {
+                    let e = &entries[i - 2];
+                    let ino = self.core.inode(e.host_id);
+                    (e.name.as_bytes(), ino, filetype(e.kind))
+                }
+            };
+            let mut h = [0u8; DIRENT_SIZE];
+            h[0..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+            h[8..16].copy_from_slice(&ino.to_le_bytes());
+            h[16..20].copy_from_slice(&(name.len() as u32).to_le_bytes());
+            h[20] = ft as u8;
+            out.extend_from_slice(&h);
+            out.extend_from_slice(name);
+            served += 1;
         }
-        let (mut dots, mut rest): (Vec<_>, Vec<_>) = entries
-            .into_iter()
-            .partition(|e| e.name == b"." || e.name == b"..");
-        dots.sort_by(|a, b| a.name.cmp(&b.name));
-        rest.sort_by(|a, b| a.name.cmp(&b.name));
-        dots.extend(rest);
-        for e in &mut dots {
-            e.ino = self.core.meta.inode(e.ino);
-        }
-        Ok(dots)
+        out.truncate(cap);
+        self.core.charge(Work::Entries(served));
+        self.core.charge(Work::Bytes(out.len() as u64));
+        Ok(out)
     }
 }
 
@@ -328,6 +441,10 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(argv.offset().into())
             .u64(argv_buf.offset().into())
             .finish();
+        if let Ok((n, size)) = self.wasi.args_sizes_get(mem) {
+            self.core
+                .charge(Work::Bytes(u64::from(size) + 4 * u64::from(n)));
+        }
         let r = self.wasi.args_get(mem, argv, argv_buf);
         self.done("args_get", args, r, |_| none())
     }
@@ -349,6 +466,10 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(environ.offset().into())
             .u64(environ_buf.offset().into())
             .finish();
+        if let Ok((n, size)) = self.wasi.environ_sizes_get(mem) {
+            self.core
+                .charge(Work::Bytes(u64::from(size) + 4 * u64::from(n)));
+        }
         let r = self.wasi.environ_get(mem, environ, environ_buf);
         self.done("environ_get", args, r, |_| none())
     }
@@ -423,9 +544,9 @@ impl WasiSnapshotPreview1 for Gate {
             && let Some(info) = self.core.fds.remove(&u32::from(fd))
             && info.guest_opened
         {
-            self.core.quota.open_now = self.core.quota.open_now.saturating_sub(1);
+            self.core.closed();
         }
-        self.core.listings.remove(&u32::from(fd));
+        self.core.forget_listing(fdv(fd));
         self.done("fd_close", scalar(fdv(fd)), r, |_| none())
     }
 
@@ -503,18 +624,15 @@ impl WasiSnapshotPreview1 for Gate {
             Ok(s) => (s.size, s.ino),
             Err(e) => return self.done("fd_filestat_set_size", args, Err(e), |_| none()),
         };
-        let growth = size.saturating_sub(current);
         let writable = self
             .fd_info(fd)
             .is_some_and(|i| i.kind == FdKind::File && i.file_writable);
-        if growth > 0 && writable && !self.core.write_fits(growth) {
-            let e = Errno::Nospc.into();
-            return self.done("fd_filestat_set_size", args, Err(e), |_| none());
+        if let Err(e) = self.core.resize_allowed(writable, current, size) {
+            return self.refused("fd_filestat_set_size", args, e);
         }
         let r = self.wasi.fd_filestat_set_size(mem, fd, size).await;
         if r.is_ok() {
-            self.core.charge_write(growth);
-            self.core.sizes.insert(id, size);
+            self.core.resized(Some(id), current, size);
         }
         self.done("fd_filestat_set_size", args, r, |_| none())
     }
@@ -560,19 +678,16 @@ impl WasiSnapshotPreview1 for Gate {
         iovs: types::IovecArray,
     ) -> R<types::Size> {
         let args = Dig::new().u64(fdv(fd)).u64(iovs.len().into()).finish();
+        let (first, scanned) =
+            first_nonempty(mem, iovs.iter(), |i: types::Iovec| (i.buf, i.buf_len));
+        self.core.charge(Work::Iovecs(scanned));
         let r = self.wasi.fd_read(mem, fd, iovs).await;
         if let Ok(n) = &r
             && self.fd_info(fd).is_some_and(|i| i.kind == FdKind::Stdin)
         {
             self.core.stdin_remaining = self.core.stdin_remaining.saturating_sub((*n).into());
         }
-        let digest = match &r {
-            Ok(n) => Dig::new()
-                .u64((*n).into())
-                .bytes(&iovs_digest(mem, iovs, Some((*n).into())).0)
-                .finish(),
-            Err(_) => none(),
-        };
+        let digest = self.read_digest(mem, &r, first);
         self.done("fd_read", args, r, |_| digest)
     }
 
@@ -588,14 +703,11 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(iovs.len().into())
             .u64(offset)
             .finish();
+        let (first, scanned) =
+            first_nonempty(mem, iovs.iter(), |i: types::Iovec| (i.buf, i.buf_len));
+        self.core.charge(Work::Iovecs(scanned));
         let r = self.wasi.fd_pread(mem, fd, iovs, offset).await;
-        let digest = match &r {
-            Ok(n) => Dig::new()
-                .u64((*n).into())
-                .bytes(&iovs_digest(mem, iovs, Some((*n).into())).0)
-                .finish(),
-            Err(_) => none(),
-        };
+        let digest = self.read_digest(mem, &r, first);
         self.done("fd_pread", args, r, |_| digest)
     }
 
@@ -605,17 +717,22 @@ impl WasiSnapshotPreview1 for Gate {
         fd: types::Fd,
         ciovs: types::CiovecArray,
     ) -> R<types::Size> {
+        let (first, scanned) =
+            first_nonempty(mem, ciovs.iter(), |i: types::Ciovec| (i.buf, i.buf_len));
+        self.core.charge(Work::Iovecs(scanned));
         let args = Dig::new()
             .u64(fdv(fd))
-            .bytes(&ciovs_digest(mem, ciovs).0)
+            .bytes(&write_digest(mem, first).0)
             .finish();
-        let plan = self.write_plan(mem, fd, None);
-        if let Some(e) = self.bytes_blocked(plan, first_write_len(mem, ciovs)) {
-            return self.done("fd_write", args, Err(e), |_| none());
+        let charge = self.write_charge(mem, fd, None);
+        let len = first.map_or(0, |(_, l)| u64::from(l));
+        if let Err(e) = self.core.write_allowed(charge, len) {
+            return self.refused("fd_write", args, e);
         }
+        self.core.charge(Work::Bytes(len));
         let r = self.wasi.fd_write(mem, fd, ciovs).await;
-        if let (Ok(n), Some(plan)) = (&r, plan) {
-            self.core.after_write(plan, (*n).into());
+        if let Ok(n) = &r {
+            self.core.wrote(charge, (*n).into());
         }
         self.done("fd_write", args, r, |n| scalar((*n).into()))
     }
@@ -627,18 +744,23 @@ impl WasiSnapshotPreview1 for Gate {
         ciovs: types::CiovecArray,
         offset: types::Filesize,
     ) -> R<types::Size> {
+        let (first, scanned) =
+            first_nonempty(mem, ciovs.iter(), |i: types::Ciovec| (i.buf, i.buf_len));
+        self.core.charge(Work::Iovecs(scanned));
         let args = Dig::new()
             .u64(fdv(fd))
             .u64(offset)
-            .bytes(&ciovs_digest(mem, ciovs).0)
+            .bytes(&write_digest(mem, first).0)
             .finish();
-        let plan = self.write_plan(mem, fd, Some(offset));
-        if let Some(e) = self.bytes_blocked(plan, first_write_len(mem, ciovs)) {
-            return self.done("fd_pwrite", args, Err(e), |_| none());
+        let charge = self.write_charge(mem, fd, Some(offset));
+        let len = first.map_or(0, |(_, l)| u64::from(l));
+        if let Err(e) = self.core.write_allowed(charge, len) {
+            return self.refused("fd_pwrite", args, e);
         }
+        self.core.charge(Work::Bytes(len));
         let r = self.wasi.fd_pwrite(mem, fd, ciovs, offset).await;
-        if let (Ok(n), Some(plan)) = (&r, plan) {
-            self.core.after_write(plan, (*n).into());
+        if let Ok(n) = &r {
+            self.core.wrote(charge, (*n).into());
         }
         self.done("fd_pwrite", args, r, |n| scalar((*n).into()))
     }
@@ -658,9 +780,14 @@ impl WasiSnapshotPreview1 for Gate {
         path_max_len: types::Size,
     ) -> R<()> {
         let args = Dig::new().u64(fdv(fd)).u64(path_max_len.into()).finish();
+        // Only the name's bytes are written (and digested), whatever length the guest gave.
+        let name_len = match self.wasi.fd_prestat_get(mem, fd) {
+            Ok(types::Prestat::Dir(d)) => d.pr_name_len.min(path_max_len),
+            Err(_) => 0,
+        };
         let r = self.wasi.fd_prestat_dir_name(mem, fd, path, path_max_len);
         let digest = if r.is_ok() {
-            bytes_at(mem, path, path_max_len)
+            bytes_at(mem, path, name_len)
         } else {
             none()
         };
@@ -680,13 +807,13 @@ impl WasiSnapshotPreview1 for Gate {
             if let Some(old) = self.core.fds.remove(&to)
                 && old.guest_opened
             {
-                self.core.quota.open_now = self.core.quota.open_now.saturating_sub(1);
+                self.core.closed();
             }
             if let Some(info) = self.core.fds.remove(&from) {
                 self.core.fds.insert(to, info);
             }
-            self.core.listings.remove(&from);
-            self.core.listings.remove(&to);
+            self.core.forget_listing(u64::from(from));
+            self.core.forget_listing(u64::from(to));
         }
         self.done("fd_renumber", args, r, |_| none())
     }
@@ -734,33 +861,16 @@ impl WasiSnapshotPreview1 for Gate {
             .u64(buf_len.into())
             .u64(cookie)
             .finish();
-        let key = u32::from(fd);
-        if cookie == 0 || !self.core.listings.contains_key(&key) {
-            match self.listing(fd).await {
-                Ok(l) => {
-                    self.core.listings.insert(key, l);
-                }
-                Err(e) => return self.done("fd_readdir", args, Err(e), |_| none()),
-            }
+        let is_dir = self.fd_info(fd).is_some_and(|i| i.kind == FdKind::Dir);
+        if !is_dir {
+            // Not a directory (or no descriptor): wasmtime-wasi's answer, at once.
+            let r = self.wasi.fd_readdir(mem, fd, buf, 0, cookie).await;
+            return self.done("fd_readdir", args, r, |n| scalar((*n).into()));
         }
-        let mut out: Vec<u8> = Vec::new();
-        let cap = buf_len as usize;
-        if let Some(entries) = self.core.listings.get(&key) {
-            let start = usize::try_from(cookie).unwrap_or(usize::MAX);
-            for (i, e) in entries.iter().enumerate().skip(start) {
-                if out.len() >= cap {
-                    break;
-                }
-                let mut h = [0u8; DIRENT_SIZE];
-                h[0..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
-                h[8..16].copy_from_slice(&e.ino.to_le_bytes());
-                h[16..20].copy_from_slice(&(e.name.len() as u32).to_le_bytes());
-                h[20] = e.filetype;
-                out.extend_from_slice(&h);
-                out.extend_from_slice(&e.name);
-            }
-        }
-        out.truncate(cap);
+        let out = match self.readdir_page(fd, cookie, buf_len as usize) {
+            Ok(out) => out,
+            Err(e) => return self.refused("fd_readdir", args, e),
+        };
         let n = out.len() as u32;
         let r = mem
             .copy_from_slice(&out, buf.as_array(n))
@@ -776,19 +886,20 @@ impl WasiSnapshotPreview1 for Gate {
         dirfd: types::Fd,
         path: GuestPtr<str>,
     ) -> R<()> {
+        let p_path = self.path(mem, path);
         let args = Dig::new()
             .u64(fdv(dirfd))
-            .bytes(&path_bytes(mem, path))
+            .bytes(&p_path.digest_bytes())
             .finish();
-        if let Some(r) = self.path_too_long("path_create_directory", args, &[path]) {
-            return r;
+        if let Some(e) = path_err(&[&p_path]) {
+            return self.refused("path_create_directory", args, e);
         }
-        if let Some(e) = self.creation_blocked(mem, dirfd, path).await {
-            return self.done("path_create_directory", args, Err(e), |_| none());
+        if let Err(e) = self.create_check(mem, dirfd, path).await {
+            return self.refused("path_create_directory", args, e);
         }
         let r = self.wasi.path_create_directory(mem, dirfd, path).await;
         if r.is_ok() {
-            self.core.charge_create();
+            self.core.created();
         }
         self.done("path_create_directory", args, r, |_| none())
     }
@@ -800,13 +911,14 @@ impl WasiSnapshotPreview1 for Gate {
         flags: types::Lookupflags,
         path: GuestPtr<str>,
     ) -> R<types::Filestat> {
+        let p_path = self.path(mem, path);
         let args = Dig::new()
             .u64(fdv(dirfd))
             .u64(flags.bits().into())
-            .bytes(&path_bytes(mem, path))
+            .bytes(&p_path.digest_bytes())
             .finish();
-        if let Some(r) = self.path_too_long("path_filestat_get", args, &[path]) {
-            return r;
+        if let Some(e) = path_err(&[&p_path]) {
+            return self.refused("path_filestat_get", args, e);
         }
         let r = self.wasi.path_filestat_get(mem, dirfd, flags, path).await;
         let r = r.map(|s| self.virt_stat(s));
@@ -823,16 +935,17 @@ impl WasiSnapshotPreview1 for Gate {
         mtim: types::Timestamp,
         fst: types::Fstflags,
     ) -> R<()> {
+        let p_path = self.path(mem, path);
         let args = Dig::new()
             .u64(fdv(dirfd))
             .u64(flags.bits().into())
-            .bytes(&path_bytes(mem, path))
+            .bytes(&p_path.digest_bytes())
             .u64(atim)
             .u64(mtim)
             .u64(fst.bits().into())
             .finish();
-        if let Some(r) = self.path_too_long("path_filestat_set_times", args, &[path]) {
-            return r;
+        if let Some(e) = path_err(&[&p_path]) {
+            return self.refused("path_filestat_set_times", args, e);
         }
         let r = match times_of(atim, mtim, fst, self.core.clock.wall_now()) {
             Err(e) => Err(e),
@@ -863,25 +976,27 @@ impl WasiSnapshotPreview1 for Gate {
         target_fd: types::Fd,
         target_path: GuestPtr<str>,
     ) -> R<()> {
+        let p_src_path = self.path(mem, src_path);
+        let p_target_path = self.path(mem, target_path);
         let args = Dig::new()
             .u64(fdv(src_fd))
             .u64(src_flags.bits().into())
-            .bytes(&path_bytes(mem, src_path))
+            .bytes(&p_src_path.digest_bytes())
             .u64(fdv(target_fd))
-            .bytes(&path_bytes(mem, target_path))
+            .bytes(&p_target_path.digest_bytes())
             .finish();
-        if let Some(r) = self.path_too_long("path_link", args, &[src_path, target_path]) {
-            return r;
+        if let Some(e) = path_err(&[&p_src_path, &p_target_path]) {
+            return self.refused("path_link", args, e);
         }
-        if let Some(e) = self.creation_blocked(mem, target_fd, target_path).await {
-            return self.done("path_link", args, Err(e), |_| none());
+        if let Err(e) = self.create_check(mem, target_fd, target_path).await {
+            return self.refused("path_link", args, e);
         }
         let r = self
             .wasi
             .path_link(mem, src_fd, src_flags, src_path, target_fd, target_path)
             .await;
         if r.is_ok() {
-            self.core.charge_create();
+            self.core.created();
         }
         self.done("path_link", args, r, |_| none())
     }
@@ -897,35 +1012,31 @@ impl WasiSnapshotPreview1 for Gate {
         inheriting: types::Rights,
         fdflags: types::Fdflags,
     ) -> R<types::Fd> {
+        let p_path = self.path(mem, path);
         let args = Dig::new()
             .u64(fdv(dirfd))
             .u64(dirflags.bits().into())
-            .bytes(&path_bytes(mem, path))
+            .bytes(&p_path.digest_bytes())
             .u64(oflags.bits().into())
             .u64(base.bits())
             .u64(inheriting.bits())
             .u64(fdflags.bits().into())
             .finish();
-        if let Some(r) = self.path_too_long("path_open", args, &[path]) {
-            return r;
+        if let Some(e) = path_err(&[&p_path]) {
+            return self.refused("path_open", args, e);
         }
-        if !self.core.open_fits() {
-            return self.done("path_open", args, Err(Errno::Mfile.into()), |_| none());
+        if let Err(e) = self.core.open_allowed() {
+            return self.refused("path_open", args, e);
         }
-        let creating = oflags.contains(types::Oflags::CREAT);
-        let mut created = false;
-        if creating {
-            let existed = self
-                .wasi
-                .path_filestat_get(mem, dirfd, dirflags, path)
-                .await
-                .is_ok();
-            if !existed {
-                if let Some(e) = self.creation_blocked(mem, dirfd, path).await {
-                    return self.done("path_open", args, Err(e), |_| none());
-                }
-                created = true;
-            }
+        // What the path names now: a FIFO, socket or device is refused before the host
+        // opens it (opening one can block without bound).
+        let target = self.kind_at(mem, dirfd, dirflags, path).await;
+        if let Err(e) = self.core.open_target(target) {
+            return self.refused("path_open", args, e);
+        }
+        let created = oflags.contains(types::Oflags::CREAT) && target.is_none();
+        if created && let Err(e) = self.create_check(mem, dirfd, path).await {
+            return self.refused("path_open", args, e);
         }
         let r = self
             .wasi
@@ -935,9 +1046,10 @@ impl WasiSnapshotPreview1 for Gate {
             .await;
         if let Ok(new_fd) = &r {
             if created {
-                self.core.charge_create();
+                self.core.created();
             }
-            let dir_writable = self.fd_info(dirfd).is_some_and(|i| i.dir_writable);
+            let parent = self.fd_info(dirfd);
+            let dir_writable = parent.as_ref().is_some_and(|i| i.dir_writable);
             let (kind, file_writable) = match self.wasi.fd_fdstat_get(mem, *new_fd).await {
                 Ok(s) if s.fs_filetype == types::Filetype::Directory => (FdKind::Dir, false),
                 Ok(s) => (
@@ -953,9 +1065,14 @@ impl WasiSnapshotPreview1 for Gate {
                 && file_writable
                 && let Ok(st) = self.wasi.fd_filestat_get(mem, *new_fd).await
             {
-                self.core.sizes.insert(st.ino, st.size);
+                self.core.note_size(st.ino, st.size);
                 file_id = Some(st.ino);
             }
+            // Directories: the gate's own handle on the same directory, for listings.
+            let host_dir = match (kind, &p_path.0) {
+                (FdKind::Dir, Ok(bytes)) => self.open_host_dir(dirfd, bytes),
+                _ => None,
+            };
             self.core.fds.insert(
                 u32::from(*new_fd),
                 FdInfo {
@@ -965,10 +1082,11 @@ impl WasiSnapshotPreview1 for Gate {
                     guest_opened: true,
                     file_id,
                     append: fdflags.contains(types::Fdflags::APPEND),
+                    host_dir,
                 },
             );
-            self.core.listings.remove(&u32::from(*new_fd));
-            self.core.quota.open_now += 1;
+            self.core.forget_listing(fdv(*new_fd));
+            self.core.opened();
         }
         self.done("path_open", args, r, |fd| scalar(fdv(*fd)))
     }
@@ -981,13 +1099,14 @@ impl WasiSnapshotPreview1 for Gate {
         buf: GuestPtr<u8>,
         buf_len: types::Size,
     ) -> R<types::Size> {
+        let p_path = self.path(mem, path);
         let args = Dig::new()
             .u64(fdv(dirfd))
-            .bytes(&path_bytes(mem, path))
+            .bytes(&p_path.digest_bytes())
             .u64(buf_len.into())
             .finish();
-        if let Some(r) = self.path_too_long("path_readlink", args, &[path]) {
-            return r;
+        if let Some(e) = path_err(&[&p_path]) {
+            return self.refused("path_readlink", args, e);
         }
         let r = self
             .wasi
@@ -1006,14 +1125,18 @@ impl WasiSnapshotPreview1 for Gate {
         dirfd: types::Fd,
         path: GuestPtr<str>,
     ) -> R<()> {
+        let p_path = self.path(mem, path);
         let args = Dig::new()
             .u64(fdv(dirfd))
-            .bytes(&path_bytes(mem, path))
+            .bytes(&p_path.digest_bytes())
             .finish();
-        if let Some(r) = self.path_too_long("path_remove_directory", args, &[path]) {
-            return r;
+        if let Some(e) = path_err(&[&p_path]) {
+            return self.refused("path_remove_directory", args, e);
         }
         let r = self.wasi.path_remove_directory(mem, dirfd, path).await;
+        if r.is_ok() {
+            self.core.changed();
+        }
         self.done("path_remove_directory", args, r, |_| none())
     }
 
@@ -1025,19 +1148,24 @@ impl WasiSnapshotPreview1 for Gate {
         dest_fd: types::Fd,
         dest_path: GuestPtr<str>,
     ) -> R<()> {
+        let p_src_path = self.path(mem, src_path);
+        let p_dest_path = self.path(mem, dest_path);
         let args = Dig::new()
             .u64(fdv(src_fd))
-            .bytes(&path_bytes(mem, src_path))
+            .bytes(&p_src_path.digest_bytes())
             .u64(fdv(dest_fd))
-            .bytes(&path_bytes(mem, dest_path))
+            .bytes(&p_dest_path.digest_bytes())
             .finish();
-        if let Some(r) = self.path_too_long("path_rename", args, &[src_path, dest_path]) {
-            return r;
+        if let Some(e) = path_err(&[&p_src_path, &p_dest_path]) {
+            return self.refused("path_rename", args, e);
         }
         let r = self
             .wasi
             .path_rename(mem, src_fd, src_path, dest_fd, dest_path)
             .await;
+        if r.is_ok() {
+            self.core.changed();
+        }
         self.done("path_rename", args, r, |_| none())
     }
 
@@ -1048,23 +1176,25 @@ impl WasiSnapshotPreview1 for Gate {
         dirfd: types::Fd,
         dest_path: GuestPtr<str>,
     ) -> R<()> {
+        let p_src_path = self.path(mem, src_path);
+        let p_dest_path = self.path(mem, dest_path);
         let args = Dig::new()
-            .bytes(&path_bytes(mem, src_path))
+            .bytes(&p_src_path.digest_bytes())
             .u64(fdv(dirfd))
-            .bytes(&path_bytes(mem, dest_path))
+            .bytes(&p_dest_path.digest_bytes())
             .finish();
-        if let Some(r) = self.path_too_long("path_symlink", args, &[src_path, dest_path]) {
-            return r;
+        if let Some(e) = path_err(&[&p_src_path, &p_dest_path]) {
+            return self.refused("path_symlink", args, e);
         }
-        if let Some(e) = self.creation_blocked(mem, dirfd, dest_path).await {
-            return self.done("path_symlink", args, Err(e), |_| none());
+        if let Err(e) = self.create_check(mem, dirfd, dest_path).await {
+            return self.refused("path_symlink", args, e);
         }
         let r = self
             .wasi
             .path_symlink(mem, src_path, dirfd, dest_path)
             .await;
         if r.is_ok() {
-            self.core.charge_create();
+            self.core.created();
         }
         self.done("path_symlink", args, r, |_| none())
     }
@@ -1075,14 +1205,18 @@ impl WasiSnapshotPreview1 for Gate {
         dirfd: types::Fd,
         path: GuestPtr<str>,
     ) -> R<()> {
+        let p_path = self.path(mem, path);
         let args = Dig::new()
             .u64(fdv(dirfd))
-            .bytes(&path_bytes(mem, path))
+            .bytes(&p_path.digest_bytes())
             .finish();
-        if let Some(r) = self.path_too_long("path_unlink_file", args, &[path]) {
-            return r;
+        if let Some(e) = path_err(&[&p_path]) {
+            return self.refused("path_unlink_file", args, e);
         }
         let r = self.wasi.path_unlink_file(mem, dirfd, path).await;
+        if r.is_ok() {
+            self.core.changed();
+        }
         self.done("path_unlink_file", args, r, |_| none())
     }
 
@@ -1094,6 +1228,9 @@ impl WasiSnapshotPreview1 for Gate {
         nsubscriptions: types::Size,
     ) -> R<types::Size> {
         let args = Dig::new().u64(nsubscriptions.into()).finish();
+        if let Err(e) = self.core.poll_size(nsubscriptions.into()) {
+            return self.refused("poll_oneoff", args, e);
+        }
         let r = self.poll_virtual(mem, subs, events, nsubscriptions);
         let digest = match &r {
             Ok((n, d)) => Dig::new().u64((*n).into()).bytes(&d.0).finish(),
@@ -1105,13 +1242,8 @@ impl WasiSnapshotPreview1 for Gate {
 
     fn proc_exit(&mut self, mem: &mut GuestMemory<'_>, status: types::Exitcode) -> wasmtime::Error {
         let _ = mem;
-        self.core.record(
-            "proc_exit",
-            scalar(status.into()),
-            ERRNO_TRAP,
-            none(),
-            false,
-        );
+        self.core
+            .record("proc_exit", scalar(status.into()), ERRNO_TRAP, none(), None);
         // The raw i32 is the exit code (wasmtime-wasi refuses statuses >= 126 with a plain
         // error; corral reports every status as the guest gave it).
         wasmtime::Error::new(wasmtime_wasi::I32Exit(status as i32))
@@ -1132,12 +1264,10 @@ impl WasiSnapshotPreview1 for Gate {
         buf: GuestPtr<u8>,
         buf_len: types::Size,
     ) -> R<()> {
-        if u64::from(buf_len) > super::wasi::MAX_RANDOM_BYTES {
-            let r = Err(stop(GateStop::BadHostCall(format!(
-                "random_get of {buf_len} bytes (at most {} per call)",
-                super::wasi::MAX_RANDOM_BYTES
-            ))));
-            return self.done("random_get", scalar(buf_len.into()), r, |_| none());
+        if let Err(e) = self.core.random_len("random_get", buf_len.into()) {
+            return self.done("random_get", scalar(buf_len.into()), Err(stop(e)), |_| {
+                none()
+            });
         }
         let r = self.wasi.random_get(mem, buf, buf_len);
         let digest = if r.is_ok() {
@@ -1155,7 +1285,7 @@ impl WasiSnapshotPreview1 for Gate {
         flags: types::Fdflags,
     ) -> R<types::Fd> {
         let r = self.wasi.sock_accept(mem, fd, flags);
-        self.done("sock_accept", scalar(fdv(fd)), r, |fd| scalar(fdv(*fd)))
+        self.socket("sock_accept", scalar(fdv(fd)), r)
     }
 
     fn sock_recv(
@@ -1166,9 +1296,7 @@ impl WasiSnapshotPreview1 for Gate {
         ri_flags: types::Riflags,
     ) -> R<(types::Size, types::Roflags)> {
         let r = self.wasi.sock_recv(mem, fd, ri_data, ri_flags);
-        self.done("sock_recv", scalar(fdv(fd)), r, |(n, _)| {
-            scalar((*n).into())
-        })
+        self.socket("sock_recv", scalar(fdv(fd)), r)
     }
 
     fn sock_send(
@@ -1179,7 +1307,7 @@ impl WasiSnapshotPreview1 for Gate {
         si_flags: types::Siflags,
     ) -> R<types::Size> {
         let r = self.wasi.sock_send(mem, fd, si_data, si_flags);
-        self.done("sock_send", scalar(fdv(fd)), r, |n| scalar((*n).into()))
+        self.socket("sock_send", scalar(fdv(fd)), r)
     }
 
     fn sock_shutdown(
@@ -1189,7 +1317,7 @@ impl WasiSnapshotPreview1 for Gate {
         how: types::Sdflags,
     ) -> R<()> {
         let r = self.wasi.sock_shutdown(mem, fd, how);
-        self.done("sock_shutdown", scalar(fdv(fd)), r, |_| none())
+        self.socket("sock_shutdown", scalar(fdv(fd)), r)
     }
 }
 

@@ -1,13 +1,15 @@
 //! WASI 0.2 (components) through the gate.
 //!
-//! `GateView` implements every `Host` trait of the `wasi:cli/command` world by delegating to
-//! wasmtime-wasi, with the same rules as preview 1 (the logic lives in [`GateCore`]):
-//! virtual clocks whose sleeps never really wait, seeded random, sorted directory listings,
-//! virtual file timestamps and identities, no-op syncs, quotas on bytes written (also through
-//! file output streams), files created and descriptors opened, and an audit event for every
-//! call. Sockets stay denied by the context (no network is ever configured).
+//! `GateView` implements every `Host` trait of the `wasi:cli/command` world. This adapter
+//! translates between WASI 0.2 types and the gate core's ([`rules`](super::rules)); every
+//! decision is a [`GateCore`] call, the same as for preview 1: paths, quotas (holes
+//! included, also through file output streams and `set-size`), what may be opened,
+//! directory listings, random caps, stream contracts, denials, fuel for host work. On top:
+//! virtual clocks whose sleeps never really wait, seeded random, virtual file timestamps and
+//! identities, no-op syncs, and an audit event for every call. Socket creation and name
+//! lookups go through the gate and are refused (no policy grants network access), so no
+//! socket resource ever exists.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Resource, ResourceTable};
@@ -24,15 +26,16 @@ use wasmtime_wasi::p2::bindings::sockets::{
     instance_network, ip_name_lookup, network, tcp, tcp_create_socket, udp, udp_create_socket,
 };
 use wasmtime_wasi::p2::{
-    DynInputStream, DynOutputStream, DynPollable, FsError, FsResult, Pollable, StreamError,
-    StreamResult,
+    DynInputStream, DynOutputStream, DynPollable, FsError, FsResult, Pollable, SocketError,
+    SocketResult, StreamError, StreamResult,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_io::bindings::wasi::io::{error as ioerror, poll, streams};
 
-use super::GateCore;
 use super::audit::{Dig, Digest, ERRNO_TRAP};
 use super::clock::{RESOLUTION_NS, VirtualClock};
+use super::rules::{Charge, EntryKind, Errc, ListEntry, Work, WritePlan, host_identity};
+use super::{GateCore, GateStop};
 
 /// Store data of a component run.
 pub(crate) struct CompState {
@@ -104,18 +107,19 @@ pub(crate) fn add_to_linker(
     terminal_stdin::add_to_linker::<CompState, G>(l, view)?;
     terminal_stdout::add_to_linker::<CompState, G>(l, view)?;
     terminal_stderr::add_to_linker::<CompState, G>(l, view)?;
-    // Sockets: the context allows no network use, so every socket creation, connection and
-    // lookup is refused by wasmtime-wasi; they are linked so that components importing them
-    // (e.g. CPython) instantiate.
+    // Sockets: every way to get a socket (creating one, resolving a name) goes through the
+    // gate, which records and refuses it. The methods of `tcp-socket` and `udp-socket`
+    // (and their streams) stay wasmtime-wasi's: no such resource can ever exist, so none of
+    // them can be called on anything (a forged handle fails when it is lifted).
+    network::add_to_linker::<CompState, G>(l, &network::LinkOptions::default(), view)?;
+    instance_network::add_to_linker::<CompState, G>(l, view)?;
+    ip_name_lookup::add_to_linker::<CompState, G>(l, view)?;
+    tcp_create_socket::add_to_linker::<CompState, G>(l, view)?;
+    udp_create_socket::add_to_linker::<CompState, G>(l, view)?;
     use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
     let s = <CompState as WasiSocketsView>::sockets;
-    network::add_to_linker::<CompState, WasiSockets>(l, &network::LinkOptions::default(), s)?;
-    instance_network::add_to_linker::<CompState, WasiSockets>(l, s)?;
-    ip_name_lookup::add_to_linker::<CompState, WasiSockets>(l, s)?;
     tcp::add_to_linker::<CompState, WasiSockets>(l, s)?;
-    tcp_create_socket::add_to_linker::<CompState, WasiSockets>(l, s)?;
     udp::add_to_linker::<CompState, WasiSockets>(l, s)?;
-    udp_create_socket::add_to_linker::<CompState, WasiSockets>(l, s)?;
     Ok(())
 }
 
@@ -134,11 +138,67 @@ fn fs_errno<T>(r: &FsResult<T>) -> u16 {
     }
 }
 
-fn fs_denied<T>(r: &FsResult<T>) -> bool {
-    matches!(
-        r.as_ref().err().and_then(|e| e.downcast_ref()),
-        Some(fst::ErrorCode::NotPermitted | fst::ErrorCode::Access | fst::ErrorCode::ReadOnly)
-    )
+/// A WASI 0.2 filesystem error as the gate core sees it.
+fn errc_of<T>(r: &FsResult<T>) -> Option<Errc> {
+    let c: &fst::ErrorCode = r.as_ref().err()?.downcast_ref()?;
+    Some(match c {
+        fst::ErrorCode::NotPermitted => Errc::NotPermitted,
+        fst::ErrorCode::Access => Errc::Access,
+        fst::ErrorCode::ReadOnly => Errc::ReadOnly,
+        fst::ErrorCode::NameTooLong => Errc::NameTooLong,
+        fst::ErrorCode::InsufficientSpace => Errc::NoSpace,
+        fst::ErrorCode::Quota => Errc::TooManyOpen,
+        fst::ErrorCode::InsufficientMemory => Errc::NoMemory,
+        fst::ErrorCode::Invalid => Errc::Invalid,
+        fst::ErrorCode::IllegalByteSequence => Errc::IllegalSequence,
+        _ => Errc::Other,
+    })
+}
+
+/// The error code the guest gets for an error the gate core raised.
+fn code(c: Errc) -> FsError {
+    match c {
+        Errc::NotPermitted => fst::ErrorCode::NotPermitted,
+        Errc::Access => fst::ErrorCode::Access,
+        Errc::NotCapable => fst::ErrorCode::NotPermitted,
+        Errc::ReadOnly => fst::ErrorCode::ReadOnly,
+        Errc::NameTooLong => fst::ErrorCode::NameTooLong,
+        Errc::NoSpace => fst::ErrorCode::InsufficientSpace,
+        Errc::TooManyOpen => fst::ErrorCode::Quota,
+        Errc::NoMemory => fst::ErrorCode::InsufficientMemory,
+        Errc::Invalid => fst::ErrorCode::Invalid,
+        Errc::IllegalSequence => fst::ErrorCode::IllegalByteSequence,
+        Errc::Other => fst::ErrorCode::Io,
+    }
+    .into()
+}
+
+/// The WASI 0.2 descriptor type of an entry kind.
+fn descriptor_type(k: EntryKind) -> fst::DescriptorType {
+    match k {
+        EntryKind::File => fst::DescriptorType::RegularFile,
+        EntryKind::Dir => fst::DescriptorType::Directory,
+        EntryKind::Symlink => fst::DescriptorType::SymbolicLink,
+        EntryKind::Fifo => fst::DescriptorType::Fifo,
+        EntryKind::Socket => fst::DescriptorType::Socket,
+        EntryKind::CharDevice => fst::DescriptorType::CharacterDevice,
+        EntryKind::BlockDevice => fst::DescriptorType::BlockDevice,
+        EntryKind::Unknown => fst::DescriptorType::Unknown,
+    }
+}
+
+/// The entry kind of a WASI 0.2 descriptor type.
+fn kind_of(t: fst::DescriptorType) -> EntryKind {
+    match t {
+        fst::DescriptorType::RegularFile => EntryKind::File,
+        fst::DescriptorType::Directory => EntryKind::Dir,
+        fst::DescriptorType::SymbolicLink => EntryKind::Symlink,
+        fst::DescriptorType::Fifo => EntryKind::Fifo,
+        fst::DescriptorType::Socket => EntryKind::Socket,
+        fst::DescriptorType::CharacterDevice => EntryKind::CharDevice,
+        fst::DescriptorType::BlockDevice => EntryKind::BlockDevice,
+        fst::DescriptorType::Unknown => EntryKind::Unknown,
+    }
 }
 
 fn stream_errno<T>(r: &StreamResult<T>) -> u16 {
@@ -175,8 +235,11 @@ impl GateView<'_> {
         res: impl FnOnce(&T) -> Digest,
     ) -> FsResult<T> {
         let errno = fs_errno(&r);
+        if errno == ERRNO_TRAP {
+            self.core.trapped();
+        }
         let rd = r.as_ref().map_or(none(), res);
-        match self.core.record(func, args, errno, rd, fs_denied(&r)) {
+        match self.core.record(func, args, errno, rd, errc_of(&r)) {
             Some(stop) => Err(FsError::trap(wasmtime::Error::new(stop))),
             None => r,
         }
@@ -190,8 +253,11 @@ impl GateView<'_> {
         res: impl FnOnce(&T) -> Digest,
     ) -> StreamResult<T> {
         let errno = stream_errno(&r);
+        if errno == ERRNO_TRAP {
+            self.core.trapped();
+        }
         let rd = r.as_ref().map_or(none(), res);
-        match self.core.record(func, args, errno, rd, false) {
+        match self.core.record(func, args, errno, rd, None) {
             Some(stop) => Err(StreamError::Trap(wasmtime::Error::new(stop))),
             None => r,
         }
@@ -205,8 +271,11 @@ impl GateView<'_> {
         res: impl FnOnce(&T) -> Digest,
     ) -> wasmtime::Result<T> {
         let errno = if r.is_ok() { 0 } else { ERRNO_TRAP };
+        if r.is_err() {
+            self.core.trapped();
+        }
         let rd = r.as_ref().map_or(none(), res);
-        match self.core.record(func, args, errno, rd, false) {
+        match self.core.record(func, args, errno, rd, None) {
             Some(stop) => Err(wasmtime::Error::new(stop)),
             None => r,
         }
@@ -276,59 +345,71 @@ impl GateView<'_> {
         }
     }
 
-    /// Creation check for `path` under `fd`: `Some(err)` when the quota forbids it.
-    async fn creation_blocked(
+    /// The gate core's creation rule for `path` under `fd` (whether it exists is looked up
+    /// only when the quota is used up).
+    async fn create_check(
         &mut self,
         fd: &Resource<fst::Descriptor>,
         path: &str,
-    ) -> Option<FsError> {
-        let q = self.core.quota;
-        if q.fs_files_used < q.fs_files_max || !self.mutable(fd).await {
-            return None;
+    ) -> Result<(), Errc> {
+        if !self.core.files_exhausted() {
+            return Ok(());
         }
-        let exists = self
-            .identity_at(fd, fst::PathFlags::empty(), path)
-            .await
-            .is_ok();
-        if exists || self.core.create_fits() {
-            return None;
-        }
-        Some(fst::ErrorCode::InsufficientSpace.into())
+        let writable = self.mutable(fd).await;
+        let exists = writable
+            && self
+                .identity_at(fd, fst::PathFlags::empty(), path)
+                .await
+                .is_ok();
+        self.core.create_allowed(writable, exists)
     }
 
-    /// Byte-quota check for a write of `charge` bytes through `fd`.
-    async fn bytes_blocked(
-        &mut self,
-        fd: &Resource<fst::Descriptor>,
-        charge: u64,
-    ) -> Option<FsError> {
-        let q = self.core.quota;
-        if q.fs_bytes_used.saturating_add(charge) <= q.fs_bytes_max || !self.mutable(fd).await {
-            return None;
-        }
-        (!self.core.write_fits(charge)).then(|| fst::ErrorCode::InsufficientSpace.into())
+    /// The gate core's path rule for a path argument.
+    fn path(&mut self, path: &str) -> Result<(), Errc> {
+        self.core.check_path(path.as_bytes())
     }
 
-    /// Where a write at `offset` through `fd` lands: the file's (dev, ino) and its size (from
-    /// the tracked sizes, else one `fstat`). `None` for directories.
-    fn write_plan(
-        &mut self,
-        fd: &Resource<fst::Descriptor>,
-        offset: u64,
-    ) -> Option<super::WritePlan> {
+    /// How a write at `offset` through `fd` is charged: by where it lands in the file (its
+    /// identity and size from the tracked sizes, else one `fstat`), holes included.
+    async fn write_charge(&mut self, fd: &Resource<fst::Descriptor>, offset: u64) -> Charge {
+        if !self.mutable(fd).await {
+            return Charge::Free;
+        }
+        match self.write_plan(fd, offset) {
+            Some(p) => Charge::Plan(p),
+            None => Charge::Flat,
+        }
+    }
+
+    /// Where a write at `offset` through `fd` lands. `None` for directories.
+    fn write_plan(&mut self, fd: &Resource<fst::Descriptor>, offset: u64) -> Option<WritePlan> {
         use std::os::unix::fs::MetadataExt;
         let b: Resource<wasmtime_wasi::filesystem::Descriptor> = Resource::new_borrow(fd.rep());
         let wasmtime_wasi::filesystem::Descriptor::File(f) = self.table.get(&b).ok()? else {
             return None;
         };
         let meta = f.file.metadata().ok()?;
-        let id = meta.dev().rotate_left(32) ^ meta.ino();
-        let size = self.core.sizes.get(&id).copied().unwrap_or(meta.len());
-        Some(super::WritePlan {
+        let id = host_identity(meta.dev(), meta.ino());
+        let size = self.core.known_size(id).unwrap_or(meta.len());
+        Some(WritePlan {
             file_id: id,
             start: offset,
             size,
         })
+    }
+
+    /// The gate's own handle on the directory behind `fd`, for listings.
+    fn host_dir(&mut self, fd: &Resource<fst::Descriptor>) -> FsResult<cap_std::fs::Dir> {
+        let b: Resource<wasmtime_wasi::filesystem::Descriptor> = Resource::new_borrow(fd.rep());
+        match self.table.get(&b)? {
+            wasmtime_wasi::filesystem::Descriptor::Dir(d) => {
+                let f = d.dir.try_clone().map_err(|_| code(Errc::Other))?;
+                Ok(cap_std::fs::Dir::from_std_file(f))
+            }
+            wasmtime_wasi::filesystem::Descriptor::File(_) => {
+                Err(fst::ErrorCode::NotDirectory.into())
+            }
+        }
     }
 }
 
@@ -435,7 +516,10 @@ impl monotonic_clock::Host for GateView<'_> {
 
 impl random::Host for GateView<'_> {
     fn get_random_bytes(&mut self, len: u64) -> wasmtime::Result<Vec<u8>> {
-        let r = random::Host::get_random_bytes(self.ctx.random(), len);
+        let r = match self.core.random_len("get-random-bytes", len) {
+            Ok(_) => random::Host::get_random_bytes(self.ctx.random(), len),
+            Err(stop) => Err(wasmtime::Error::new(stop)),
+        };
         self.done(
             "random.get-random-bytes",
             Dig::new().u64(len).finish(),
@@ -445,6 +529,7 @@ impl random::Host for GateView<'_> {
     }
 
     fn get_random_u64(&mut self) -> wasmtime::Result<u64> {
+        self.core.charge(Work::RandomBytes(8));
         let r = random::Host::get_random_u64(self.ctx.random());
         self.done("random.get-random-u64", none(), r, |v| {
             Dig::new().u64(*v).finish()
@@ -454,7 +539,10 @@ impl random::Host for GateView<'_> {
 
 impl insecure::Host for GateView<'_> {
     fn get_insecure_random_bytes(&mut self, len: u64) -> wasmtime::Result<Vec<u8>> {
-        let r = insecure::Host::get_insecure_random_bytes(self.ctx.random(), len);
+        let r = match self.core.random_len("get-insecure-random-bytes", len) {
+            Ok(_) => insecure::Host::get_insecure_random_bytes(self.ctx.random(), len),
+            Err(stop) => Err(wasmtime::Error::new(stop)),
+        };
         self.done(
             "insecure.get-insecure-random-bytes",
             Dig::new().u64(len).finish(),
@@ -485,6 +573,10 @@ impl insecure_seed::Host for GateView<'_> {
 impl environment::Host for GateView<'_> {
     fn get_environment(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
         let r = environment::Host::get_environment(&mut self.cli());
+        if let Ok(v) = &r {
+            let n: usize = v.iter().map(|(k, x)| k.len() + x.len() + 16).sum();
+            self.core.charge(Work::Bytes(n as u64));
+        }
         self.done("environment.get-environment", none(), r, |v| {
             let mut d = Dig::new();
             for (k, x) in v {
@@ -496,6 +588,10 @@ impl environment::Host for GateView<'_> {
 
     fn get_arguments(&mut self) -> wasmtime::Result<Vec<String>> {
         let r = environment::Host::get_arguments(&mut self.cli());
+        if let Ok(v) = &r {
+            let n: usize = v.iter().map(|a| a.len() + 8).sum();
+            self.core.charge(Work::Bytes(n as u64));
+        }
         self.done("environment.get-arguments", none(), r, |v| {
             let mut d = Dig::new();
             for a in v {
@@ -520,7 +616,7 @@ impl exit::Host for GateView<'_> {
             Dig::new().u64(u64::from(status.is_err())).finish(),
             ERRNO_TRAP,
             none(),
-            false,
+            None,
         );
         exit::Host::exit(&mut self.cli(), status)
     }
@@ -531,7 +627,7 @@ impl exit::Host for GateView<'_> {
             Dig::new().u64(code.into()).finish(),
             ERRNO_TRAP,
             none(),
-            false,
+            None,
         );
         exit::Host::exit_with_code(&mut self.cli(), code)
     }
@@ -625,7 +721,13 @@ impl ioerror::HostError for GateView<'_> {
 impl poll::Host for GateView<'_> {
     async fn poll(&mut self, pollables: Vec<Resource<DynPollable>>) -> wasmtime::Result<Vec<u32>> {
         let n = pollables.len() as u64;
-        let r = poll::Host::poll(self.table, pollables).await;
+        let r = match self.core.poll_size(n) {
+            Ok(()) => poll::Host::poll(self.table, pollables).await,
+            Err(_) => Err(wasmtime::Error::new(GateStop::BadHostCall(format!(
+                "a poll of {n} pollables (at most {})",
+                super::MAX_POLL_SIZE
+            )))),
+        };
         self.done("poll.poll", Dig::new().u64(n).finish(), r, |v| {
             let mut d = Dig::new();
             for i in v {
@@ -661,50 +763,53 @@ impl streams::Host for GateView<'_> {
 }
 
 impl GateView<'_> {
-    fn is_file_stream(&self, s: &Resource<DynOutputStream>) -> bool {
-        self.core.file_streams.contains(&s.rep())
-    }
-
-    /// The write plan of a file output stream (where its next write lands).
-    fn stream_plan(&self, s: &Resource<DynOutputStream>) -> Option<super::WritePlan> {
-        let (id, pos, append) = *self.core.stream_pos.get(&s.rep())?;
-        let size = *self.core.sizes.get(&id)?;
-        let start = if append { size } else { pos };
-        Some(super::WritePlan {
+    /// How a write into an output stream is charged: file streams by where the write lands
+    /// (a hole counts too), other streams (stdout, stderr) not at all.
+    fn stream_charge(&self, s: &Resource<DynOutputStream>) -> Charge {
+        if !self.core.file_streams.contains(&s.rep()) {
+            return Charge::Free;
+        }
+        let Some(&(id, pos, append)) = self.core.stream_pos.get(&s.rep()) else {
+            return Charge::Flat;
+        };
+        let Some(size) = self.core.known_size(id) else {
+            return Charge::Flat;
+        };
+        Charge::Plan(WritePlan {
             file_id: id,
-            start,
+            start: if append { size } else { pos },
             size,
         })
     }
 
-    /// Quota check before `len` bytes go into an output stream (a hole counts too).
-    fn stream_write_blocked(
+    /// The gate core's rules for `len` bytes into an output stream: the stream contract
+    /// (a non-blocking write within what `check-write` permits, a blocking one within
+    /// 4096 bytes) and the byte quota. `Err` is the call's result.
+    fn stream_rules(
         &mut self,
         s: &Resource<DynOutputStream>,
         len: u64,
-    ) -> Option<StreamError> {
-        if !self.is_file_stream(s) {
-            return None;
-        }
-        let charge = self.stream_plan(s).map_or(len, |p| p.charge(len));
-        if self.core.write_fits(charge) {
-            return None;
-        }
-        Some(StreamError::LastOperationFailed(nospc().into()))
+        blocking: bool,
+    ) -> Result<Charge, StreamError> {
+        let contract = if blocking {
+            self.core.blocking_write(len)
+        } else {
+            let permit = streams::HostOutputStream::check_write(self.table, borrow_out(s))?;
+            self.core.stream_write(len, permit)
+        };
+        contract.map_err(|stop| StreamError::Trap(wasmtime::Error::new(stop)))?;
+        let charge = self.stream_charge(s);
+        self.core
+            .write_allowed(charge, len)
+            .map_err(|_| StreamError::LastOperationFailed(nospc().into()))?;
+        Ok(charge)
     }
 
-    fn charge_stream(&mut self, s: &Resource<DynOutputStream>, n: u64) {
-        if !self.is_file_stream(s) {
-            return;
-        }
-        match self.stream_plan(s) {
-            Some(p) => {
-                self.core.after_write(p, n);
-                if let Some(e) = self.core.stream_pos.get_mut(&s.rep()) {
-                    e.1 = p.start.saturating_add(n);
-                }
-            }
-            None => self.core.charge_write(n),
+    /// Records `n` bytes written into an output stream.
+    fn stream_wrote(&mut self, s: &Resource<DynOutputStream>, charge: Charge, n: u64) {
+        self.core.wrote(charge, n);
+        if let (Charge::Plan(p), Some(e)) = (charge, self.core.stream_pos.get_mut(&s.rep())) {
+            e.1 = p.start.saturating_add(n);
         }
     }
 }
@@ -728,17 +833,19 @@ impl streams::HostOutputStream for GateView<'_> {
     }
 
     fn write(&mut self, s: Resource<DynOutputStream>, bytes: Vec<u8>) -> StreamResult<()> {
+        const F: &str = "output-stream.write";
         let args = Dig::new().u64(s.rep().into()).bytes(&bytes).finish();
         let len = bytes.len() as u64;
-        if let Some(e) = self.stream_write_blocked(&s, len) {
-            return self.stream_done("output-stream.write", args, Err(e), |_| none());
-        }
+        let charge = match self.stream_rules(&s, len, false) {
+            Ok(c) => c,
+            Err(e) => return self.stream_done(F, args, Err(e), |_| none()),
+        };
         let b = borrow_out(&s);
         let r = streams::HostOutputStream::write(self.table, s, bytes);
         if r.is_ok() {
-            self.charge_stream(&b, len);
+            self.stream_wrote(&b, charge, len);
         }
-        self.stream_done("output-stream.write", args, r, |_| none())
+        self.stream_done(F, args, r, |_| none())
     }
 
     fn subscribe(
@@ -754,24 +861,19 @@ impl streams::HostOutputStream for GateView<'_> {
         s: Resource<DynOutputStream>,
         bytes: Vec<u8>,
     ) -> StreamResult<()> {
+        const F: &str = "output-stream.blocking-write-and-flush";
         let args = Dig::new().u64(s.rep().into()).bytes(&bytes).finish();
         let len = bytes.len() as u64;
-        if let Some(e) = self.stream_write_blocked(&s, len) {
-            return self.stream_done(
-                "output-stream.blocking-write-and-flush",
-                args,
-                Err(e),
-                |_| none(),
-            );
-        }
+        let charge = match self.stream_rules(&s, len, true) {
+            Ok(c) => c,
+            Err(e) => return self.stream_done(F, args, Err(e), |_| none()),
+        };
         let b = borrow_out(&s);
         let r = streams::HostOutputStream::blocking_write_and_flush(self.table, s, bytes).await;
         if r.is_ok() {
-            self.charge_stream(&b, len);
+            self.stream_wrote(&b, charge, len);
         }
-        self.stream_done("output-stream.blocking-write-and-flush", args, r, |_| {
-            none()
-        })
+        self.stream_done(F, args, r, |_| none())
     }
 
     async fn blocking_write_zeroes_and_flush(
@@ -779,40 +881,34 @@ impl streams::HostOutputStream for GateView<'_> {
         s: Resource<DynOutputStream>,
         len: u64,
     ) -> StreamResult<()> {
+        const F: &str = "output-stream.blocking-write-zeroes-and-flush";
         let args = Dig::new().u64(s.rep().into()).u64(len).finish();
-        if let Some(e) = self.stream_write_blocked(&s, len) {
-            return self.stream_done(
-                "output-stream.blocking-write-zeroes-and-flush",
-                args,
-                Err(e),
-                |_| none(),
-            );
-        }
+        let charge = match self.stream_rules(&s, len, true) {
+            Ok(c) => c,
+            Err(e) => return self.stream_done(F, args, Err(e), |_| none()),
+        };
         let b = borrow_out(&s);
         let r =
             streams::HostOutputStream::blocking_write_zeroes_and_flush(self.table, s, len).await;
         if r.is_ok() {
-            self.charge_stream(&b, len);
+            self.stream_wrote(&b, charge, len);
         }
-        self.stream_done(
-            "output-stream.blocking-write-zeroes-and-flush",
-            args,
-            r,
-            |_| none(),
-        )
+        self.stream_done(F, args, r, |_| none())
     }
 
     fn write_zeroes(&mut self, s: Resource<DynOutputStream>, len: u64) -> StreamResult<()> {
+        const F: &str = "output-stream.write-zeroes";
         let args = Dig::new().u64(s.rep().into()).u64(len).finish();
-        if let Some(e) = self.stream_write_blocked(&s, len) {
-            return self.stream_done("output-stream.write-zeroes", args, Err(e), |_| none());
-        }
+        let charge = match self.stream_rules(&s, len, false) {
+            Ok(c) => c,
+            Err(e) => return self.stream_done(F, args, Err(e), |_| none()),
+        };
         let b = borrow_out(&s);
         let r = streams::HostOutputStream::write_zeroes(self.table, s, len);
         if r.is_ok() {
-            self.charge_stream(&b, len);
+            self.stream_wrote(&b, charge, len);
         }
-        self.stream_done("output-stream.write-zeroes", args, r, |_| none())
+        self.stream_done(F, args, r, |_| none())
     }
 
     fn flush(&mut self, s: Resource<DynOutputStream>) -> StreamResult<()> {
@@ -831,22 +927,29 @@ impl streams::HostOutputStream for GateView<'_> {
         src: Resource<DynInputStream>,
         len: u64,
     ) -> StreamResult<u64> {
+        const F: &str = "output-stream.splice";
         let args = Dig::new()
             .u64(dest.rep().into())
             .u64(src.rep().into())
             .u64(len)
             .finish();
-        if let Some(e) = self.stream_write_blocked(&dest, len) {
-            return self.stream_done("output-stream.splice", args, Err(e), |_| none());
+        // wasmtime-wasi's splice moves at most what `check-write` permits.
+        let charge = self.stream_charge(&dest);
+        if let Err(_e) = self.core.write_allowed(charge, len.min(MAX_STREAM_CHUNK)) {
+            return self.stream_done(
+                F,
+                args,
+                Err(StreamError::LastOperationFailed(nospc().into())),
+                |_| none(),
+            );
         }
         let b = borrow_out(&dest);
         let r = streams::HostOutputStream::splice(self.table, dest, src, len);
         if let Ok(n) = &r {
-            self.charge_stream(&b, *n);
+            self.core.charge(Work::Bytes(*n));
+            self.stream_wrote(&b, charge, *n);
         }
-        self.stream_done("output-stream.splice", args, r, |n| {
-            Dig::new().u64(*n).finish()
-        })
+        self.stream_done(F, args, r, |n| Dig::new().u64(*n).finish())
     }
 
     async fn blocking_splice(
@@ -855,24 +958,33 @@ impl streams::HostOutputStream for GateView<'_> {
         src: Resource<DynInputStream>,
         len: u64,
     ) -> StreamResult<u64> {
+        const F: &str = "output-stream.blocking-splice";
         let args = Dig::new()
             .u64(dest.rep().into())
             .u64(src.rep().into())
             .u64(len)
             .finish();
-        if let Some(e) = self.stream_write_blocked(&dest, len) {
-            return self.stream_done("output-stream.blocking-splice", args, Err(e), |_| none());
+        let charge = self.stream_charge(&dest);
+        if let Err(_e) = self.core.write_allowed(charge, len.min(MAX_STREAM_CHUNK)) {
+            return self.stream_done(
+                F,
+                args,
+                Err(StreamError::LastOperationFailed(nospc().into())),
+                |_| none(),
+            );
         }
         let b = borrow_out(&dest);
         let r = streams::HostOutputStream::blocking_splice(self.table, dest, src, len).await;
         if let Ok(n) = &r {
-            self.charge_stream(&b, *n);
+            self.core.charge(Work::Bytes(*n));
+            self.stream_wrote(&b, charge, *n);
         }
-        self.stream_done("output-stream.blocking-splice", args, r, |n| {
-            Dig::new().u64(*n).finish()
-        })
+        self.stream_done(F, args, r, |n| Dig::new().u64(*n).finish())
     }
 }
+
+/// The most bytes one splice moves (what any stream's `check-write` permits at most).
+const MAX_STREAM_CHUNK: u64 = 64 * 1024;
 
 impl streams::HostInputStream for GateView<'_> {
     async fn drop(&mut self, s: Resource<DynInputStream>) -> wasmtime::Result<()> {
@@ -882,6 +994,9 @@ impl streams::HostInputStream for GateView<'_> {
     fn read(&mut self, s: Resource<DynInputStream>, len: u64) -> StreamResult<Vec<u8>> {
         let args = Dig::new().u64(s.rep().into()).u64(len).finish();
         let r = streams::HostInputStream::read(self.table, s, len);
+        if let Ok(b) = &r {
+            self.core.charge(Work::Bytes(b.len() as u64));
+        }
         self.stream_done("input-stream.read", args, r, |b| {
             Dig::new().bytes(b).finish()
         })
@@ -894,6 +1009,9 @@ impl streams::HostInputStream for GateView<'_> {
     ) -> StreamResult<Vec<u8>> {
         let args = Dig::new().u64(s.rep().into()).u64(len).finish();
         let r = streams::HostInputStream::blocking_read(self.table, s, len).await;
+        if let Ok(b) = &r {
+            self.core.charge(Work::Bytes(b.len() as u64));
+        }
         self.stream_done("input-stream.blocking-read", args, r, |b| {
             Dig::new().bytes(b).finish()
         })
@@ -902,6 +1020,9 @@ impl streams::HostInputStream for GateView<'_> {
     fn skip(&mut self, s: Resource<DynInputStream>, len: u64) -> StreamResult<u64> {
         let args = Dig::new().u64(s.rep().into()).u64(len).finish();
         let r = streams::HostInputStream::skip(self.table, s, len);
+        if let Ok(n) = &r {
+            self.core.charge(Work::Bytes(*n));
+        }
         self.stream_done("input-stream.skip", args, r, |n| {
             Dig::new().u64(*n).finish()
         })
@@ -910,6 +1031,9 @@ impl streams::HostInputStream for GateView<'_> {
     async fn blocking_skip(&mut self, s: Resource<DynInputStream>, len: u64) -> StreamResult<u64> {
         let args = Dig::new().u64(s.rep().into()).u64(len).finish();
         let r = streams::HostInputStream::blocking_skip(self.table, s, len).await;
+        if let Ok(n) = &r {
+            self.core.charge(Work::Bytes(*n));
+        }
         self.stream_done("input-stream.blocking-skip", args, r, |n| {
             Dig::new().u64(*n).finish()
         })
@@ -1021,27 +1145,23 @@ impl fst::HostDescriptor for GateView<'_> {
     }
 
     async fn set_size(&mut self, fd: Resource<fst::Descriptor>, size: u64) -> FsResult<()> {
+        const F: &str = "descriptor.set-size";
         let args = Dig::new().u64(fd.rep().into()).u64(size).finish();
         let current = match fst::HostDescriptor::stat(&mut self.filesystem(), fd_borrow(&fd)).await
         {
             Ok(s) => s.size,
-            Err(e) => return self.fs_done("descriptor.set-size", args, Err(e), |_| none()),
+            Err(e) => return self.fs_done(F, args, Err(e), |_| none()),
         };
-        let growth = size.saturating_sub(current);
-        if growth > 0
-            && let Some(e) = self.bytes_blocked(&fd, growth).await
-        {
-            return self.fs_done("descriptor.set-size", args, Err(e), |_| none());
+        let writable = self.mutable(&fd).await;
+        if let Err(e) = self.core.resize_allowed(writable, current, size) {
+            return self.fs_done(F, args, Err(code(e)), |_| none());
         }
         let id = self.write_plan(&fd, 0).map(|p| p.file_id);
         let r = fst::HostDescriptor::set_size(&mut self.filesystem(), fd, size).await;
         if r.is_ok() {
-            self.core.charge_write(growth);
-            if let Some(id) = id {
-                self.core.sizes.insert(id, size);
-            }
+            self.core.resized(id, current, size);
         }
-        self.fs_done("descriptor.set-size", args, r, |_| none())
+        self.fs_done(F, args, r, |_| none())
     }
 
     async fn set_times(
@@ -1082,6 +1202,9 @@ impl fst::HostDescriptor for GateView<'_> {
             .u64(offset)
             .finish();
         let r = fst::HostDescriptor::read(&mut self.filesystem(), fd, len, offset).await;
+        if let Ok((b, _)) = &r {
+            self.core.charge(Work::Bytes(b.len() as u64));
+        }
         self.fs_done("descriptor.read", args, r, |(b, eof)| {
             Dig::new().bytes(b).u64(u64::from(*eof)).finish()
         })
@@ -1098,12 +1221,17 @@ impl fst::HostDescriptor for GateView<'_> {
             .bytes(&buf)
             .u64(offset)
             .finish();
-        if let Some(e) = self.bytes_blocked(&fd, buf.len() as u64).await {
-            return self.fs_done("descriptor.write", args, Err(e), |_| none());
+        // Charged by where the write lands: a write at an offset past the end pays for the
+        // hole it leaves (a sparse file counts by its logical size).
+        let len = buf.len() as u64;
+        self.core.charge(Work::Bytes(len));
+        let charge = self.write_charge(&fd, offset).await;
+        if let Err(e) = self.core.write_allowed(charge, len) {
+            return self.fs_done("descriptor.write", args, Err(code(e)), |_| none());
         }
         let r = fst::HostDescriptor::write(&mut self.filesystem(), fd, buf, offset).await;
         if let Ok(n) = &r {
-            self.core.charge_write(*n);
+            self.core.wrote(charge, *n);
         }
         self.fs_done("descriptor.write", args, r, |n| Dig::new().u64(*n).finish())
     }
@@ -1112,39 +1240,18 @@ impl fst::HostDescriptor for GateView<'_> {
         &mut self,
         fd: Resource<fst::Descriptor>,
     ) -> FsResult<Resource<fst::DirectoryEntryStream>> {
+        // The gate core's listing (sorted, built once per descriptor and reused while the
+        // directory is unchanged), served by the gate's own stream resource.
         let args = Dig::new().u64(fd.rep().into()).finish();
-        let r = fst::HostDescriptor::read_directory(&mut self.filesystem(), fd).await;
-        let r = match r {
-            Ok(stream) => {
-                let mut entries = Vec::new();
-                let mut failed = None;
-                loop {
-                    let s = Resource::new_borrow(stream.rep());
-                    match fst::HostDirectoryEntryStream::read_directory_entry(
-                        &mut self.filesystem(),
-                        s,
-                    )
-                    .await
-                    {
-                        Ok(Some(e)) => entries.push(e),
-                        Ok(None) => break,
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
-                }
-                match failed {
-                    Some(e) => Err(e),
-                    None => {
-                        entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-                        self.core
-                            .p2_listings
-                            .insert(stream.rep(), entries.into_iter().collect::<VecDeque<_>>());
-                        Ok(stream)
-                    }
-                }
-            }
+        let r = match self.host_dir(&fd) {
+            Ok(dir) => match self.core.listing(u64::from(fd.rep()), &dir, false) {
+                Ok(entries) => self
+                    .table
+                    .push(DirStream { entries, next: 0 })
+                    .map(|r| Resource::new_own(r.rep()))
+                    .map_err(FsError::trap),
+                Err(e) => Err(code(e)),
+            },
             Err(e) => Err(e),
         };
         self.fs_done("descriptor.read-directory", args, r, |_| none())
@@ -1167,12 +1274,19 @@ impl fst::HostDescriptor for GateView<'_> {
             .u64(fd.rep().into())
             .bytes(path.as_bytes())
             .finish();
-        if let Some(e) = self.creation_blocked(&fd, &path).await {
-            return self.fs_done("descriptor.create-directory-at", args, Err(e), |_| none());
+        if let Err(e) = self.path(&path) {
+            return self.fs_done("descriptor.create-directory-at", args, Err(code(e)), |_| {
+                none()
+            });
+        }
+        if let Err(e) = self.create_check(&fd, &path).await {
+            return self.fs_done("descriptor.create-directory-at", args, Err(code(e)), |_| {
+                none()
+            });
         }
         let r = fst::HostDescriptor::create_directory_at(&mut self.filesystem(), fd, path).await;
         if r.is_ok() {
-            self.core.charge_create();
+            self.core.created();
         }
         self.fs_done("descriptor.create-directory-at", args, r, |_| none())
     }
@@ -1199,6 +1313,9 @@ impl fst::HostDescriptor for GateView<'_> {
             .bytes(format!("{flags:?}").as_bytes())
             .bytes(path.as_bytes())
             .finish();
+        if let Err(e) = self.path(&path) {
+            return self.fs_done("descriptor.stat-at", args, Err(code(e)), |_| none());
+        }
         let id = self.identity_at(&fd, flags, &path).await;
         let r = fst::HostDescriptor::stat_at(&mut self.filesystem(), fd, flags, path).await;
         let r = match (r, id) {
@@ -1224,6 +1341,9 @@ impl fst::HostDescriptor for GateView<'_> {
             .u64(a.unwrap_or(u64::MAX))
             .u64(m.unwrap_or(u64::MAX))
             .finish();
+        if let Err(e) = self.path(&path) {
+            return self.fs_done("descriptor.set-times-at", args, Err(code(e)), |_| none());
+        }
         let r = if !self.mutable(&fd).await {
             Err(fst::ErrorCode::NotPermitted.into())
         } else {
@@ -1253,8 +1373,14 @@ impl fst::HostDescriptor for GateView<'_> {
             .u64(new_fd.rep().into())
             .bytes(new_path.as_bytes())
             .finish();
-        if let Some(e) = self.creation_blocked(&new_fd, &new_path).await {
-            return self.fs_done("descriptor.link-at", args, Err(e), |_| none());
+        if let Err(e) = self.path(&old_path) {
+            return self.fs_done("descriptor.link-at", args, Err(code(e)), |_| none());
+        }
+        if let Err(e) = self.path(&new_path) {
+            return self.fs_done("descriptor.link-at", args, Err(code(e)), |_| none());
+        }
+        if let Err(e) = self.create_check(&new_fd, &new_path).await {
+            return self.fs_done("descriptor.link-at", args, Err(code(e)), |_| none());
         }
         let r = fst::HostDescriptor::link_at(
             &mut self.filesystem(),
@@ -1266,7 +1392,7 @@ impl fst::HostDescriptor for GateView<'_> {
         )
         .await;
         if r.is_ok() {
-            self.core.charge_create();
+            self.core.created();
         }
         self.fs_done("descriptor.link-at", args, r, |_| none())
     }
@@ -1286,40 +1412,49 @@ impl fst::HostDescriptor for GateView<'_> {
             .bytes(format!("{oflags:?}").as_bytes())
             .bytes(format!("{dflags:?}").as_bytes())
             .finish();
-        if !self.core.open_fits() {
-            return self.fs_done(
-                "descriptor.open-at",
-                args,
-                Err(fst::ErrorCode::Quota.into()),
-                |_| none(),
-            );
+        if let Err(e) = self.path(&path) {
+            return self.fs_done("descriptor.open-at", args, Err(code(e)), |_| none());
         }
-        let mut created = false;
-        if oflags.contains(fst::OpenFlags::CREATE)
-            && self.identity_at(&fd, flags, &path).await.is_err()
-        {
-            if let Some(e) = self.creation_blocked(&fd, &path).await {
-                return self.fs_done("descriptor.open-at", args, Err(e), |_| none());
-            }
-            created = true;
+        if let Err(e) = self.core.open_allowed() {
+            return self.fs_done("descriptor.open-at", args, Err(code(e)), |_| none());
+        }
+        // What the path names now: a FIFO, socket or device is refused before the host
+        // opens it (opening one can block without bound).
+        let target = fst::HostDescriptor::stat_at(
+            &mut self.filesystem(),
+            fd_borrow(&fd),
+            flags,
+            path.clone(),
+        )
+        .await
+        .ok()
+        .map(|s| kind_of(s.type_));
+        if let Err(e) = self.core.open_target(target) {
+            return self.fs_done("descriptor.open-at", args, Err(code(e)), |_| none());
+        }
+        let created = oflags.contains(fst::OpenFlags::CREATE) && target.is_none();
+        if created && let Err(e) = self.create_check(&fd, &path).await {
+            return self.fs_done("descriptor.open-at", args, Err(code(e)), |_| none());
         }
         let r =
             fst::HostDescriptor::open_at(&mut self.filesystem(), fd, flags, path, oflags, dflags)
                 .await;
         if let Ok(new) = &r {
             if created {
-                self.core.charge_create();
+                self.core.created();
             }
+            self.core.forget_listing(u64::from(new.rep()));
             self.core.p2_open.insert(new.rep());
-            self.core.quota.open_now += 1;
+            self.core.opened();
         }
         self.fs_done("descriptor.open-at", args, r, |_| none())
     }
 
     fn drop(&mut self, fd: Resource<fst::Descriptor>) -> wasmtime::Result<()> {
         if self.core.p2_open.remove(&fd.rep()) {
-            self.core.quota.open_now = self.core.quota.open_now.saturating_sub(1);
+            self.core.closed();
         }
+        self.core.forget_listing(u64::from(fd.rep()));
         fst::HostDescriptor::drop(&mut self.filesystem(), fd)
     }
 
@@ -1332,6 +1467,9 @@ impl fst::HostDescriptor for GateView<'_> {
             .u64(fd.rep().into())
             .bytes(path.as_bytes())
             .finish();
+        if let Err(e) = self.path(&path) {
+            return self.fs_done("descriptor.readlink-at", args, Err(code(e)), |_| none());
+        }
         let r = fst::HostDescriptor::readlink_at(&mut self.filesystem(), fd, path).await;
         self.fs_done("descriptor.readlink-at", args, r, |s| dig_str(&[s]))
     }
@@ -1345,7 +1483,15 @@ impl fst::HostDescriptor for GateView<'_> {
             .u64(fd.rep().into())
             .bytes(path.as_bytes())
             .finish();
+        if let Err(e) = self.path(&path) {
+            return self.fs_done("descriptor.remove-directory-at", args, Err(code(e)), |_| {
+                none()
+            });
+        }
         let r = fst::HostDescriptor::remove_directory_at(&mut self.filesystem(), fd, path).await;
+        if r.is_ok() {
+            self.core.changed();
+        }
         self.fs_done("descriptor.remove-directory-at", args, r, |_| none())
     }
 
@@ -1362,9 +1508,18 @@ impl fst::HostDescriptor for GateView<'_> {
             .u64(new_fd.rep().into())
             .bytes(new_path.as_bytes())
             .finish();
+        if let Err(e) = self.path(&old_path) {
+            return self.fs_done("descriptor.rename-at", args, Err(code(e)), |_| none());
+        }
+        if let Err(e) = self.path(&new_path) {
+            return self.fs_done("descriptor.rename-at", args, Err(code(e)), |_| none());
+        }
         let r =
             fst::HostDescriptor::rename_at(&mut self.filesystem(), fd, old_path, new_fd, new_path)
                 .await;
+        if r.is_ok() {
+            self.core.changed();
+        }
         self.fs_done("descriptor.rename-at", args, r, |_| none())
     }
 
@@ -1379,12 +1534,18 @@ impl fst::HostDescriptor for GateView<'_> {
             .bytes(src.as_bytes())
             .bytes(dest.as_bytes())
             .finish();
-        if let Some(e) = self.creation_blocked(&fd, &dest).await {
-            return self.fs_done("descriptor.symlink-at", args, Err(e), |_| none());
+        if let Err(e) = self.path(&src) {
+            return self.fs_done("descriptor.symlink-at", args, Err(code(e)), |_| none());
+        }
+        if let Err(e) = self.path(&dest) {
+            return self.fs_done("descriptor.symlink-at", args, Err(code(e)), |_| none());
+        }
+        if let Err(e) = self.create_check(&fd, &dest).await {
+            return self.fs_done("descriptor.symlink-at", args, Err(code(e)), |_| none());
         }
         let r = fst::HostDescriptor::symlink_at(&mut self.filesystem(), fd, src, dest).await;
         if r.is_ok() {
-            self.core.charge_create();
+            self.core.created();
         }
         self.fs_done("descriptor.symlink-at", args, r, |_| none())
     }
@@ -1398,7 +1559,13 @@ impl fst::HostDescriptor for GateView<'_> {
             .u64(fd.rep().into())
             .bytes(path.as_bytes())
             .finish();
+        if let Err(e) = self.path(&path) {
+            return self.fs_done("descriptor.unlink-file-at", args, Err(code(e)), |_| none());
+        }
         let r = fst::HostDescriptor::unlink_file_at(&mut self.filesystem(), fd, path).await;
+        if r.is_ok() {
+            self.core.changed();
+        }
         self.fs_done("descriptor.unlink-file-at", args, r, |_| none())
     }
 
@@ -1423,7 +1590,7 @@ impl fst::HostDescriptor for GateView<'_> {
         if let Ok(s) = &r {
             self.core.file_streams.insert(s.rep());
             if let Some(p) = plan {
-                self.core.sizes.entry(p.file_id).or_insert(p.size);
+                self.core.track_size(p.file_id, p.size);
                 self.core
                     .stream_pos
                     .insert(s.rep(), (p.file_id, offset, false));
@@ -1442,7 +1609,7 @@ impl fst::HostDescriptor for GateView<'_> {
         if let Ok(s) = &r {
             self.core.file_streams.insert(s.rep());
             if let Some(p) = plan {
-                self.core.sizes.entry(p.file_id).or_insert(p.size);
+                self.core.track_size(p.file_id, p.size);
                 self.core.stream_pos.insert(s.rep(), (p.file_id, 0, true));
             }
         }
@@ -1483,6 +1650,11 @@ impl fst::HostDescriptor for GateView<'_> {
             .bytes(format!("{flags:?}").as_bytes())
             .bytes(path.as_bytes())
             .finish();
+        if let Err(e) = self.path(&path) {
+            return self.fs_done("descriptor.metadata-hash-at", args, Err(code(e)), |_| {
+                none()
+            });
+        }
         let r = self
             .identity_at(&fd, flags, &path)
             .await
@@ -1509,19 +1681,35 @@ impl GateView<'_> {
     }
 }
 
+/// A directory listing being read by the guest: the gate's own `directory-entry-stream`
+/// (every function on that resource is the gate's, so the table holds this type under it).
+pub(crate) struct DirStream {
+    entries: std::sync::Arc<[ListEntry]>,
+    next: usize,
+}
+
 impl fst::HostDirectoryEntryStream for GateView<'_> {
     async fn read_directory_entry(
         &mut self,
         stream: Resource<fst::DirectoryEntryStream>,
     ) -> FsResult<Option<fst::DirectoryEntry>> {
         let args = Dig::new().u64(stream.rep().into()).finish();
-        let r = match self.core.p2_listings.get_mut(&stream.rep()) {
-            Some(q) => Ok(q.pop_front()),
-            None => {
-                fst::HostDirectoryEntryStream::read_directory_entry(&mut self.filesystem(), stream)
-                    .await
+        let s: Resource<DirStream> = Resource::new_borrow(stream.rep());
+        let r = match self.table.get_mut(&s) {
+            Ok(st) => {
+                let e = st.entries.get(st.next).map(|e| fst::DirectoryEntry {
+                    type_: descriptor_type(e.kind),
+                    name: e.name.clone(),
+                });
+                st.next += usize::from(e.is_some());
+                Ok(e)
             }
+            Err(e) => Err(FsError::trap(e)),
         };
+        if let Ok(Some(e)) = &r {
+            self.core.charge(Work::Entries(1));
+            self.core.charge(Work::Bytes(e.name.len() as u64));
+        }
         self.fs_done(
             "directory-entry-stream.read-directory-entry",
             args,
@@ -1537,7 +1725,110 @@ impl fst::HostDirectoryEntryStream for GateView<'_> {
     }
 
     fn drop(&mut self, stream: Resource<fst::DirectoryEntryStream>) -> wasmtime::Result<()> {
-        self.core.p2_listings.remove(&stream.rep());
-        fst::HostDirectoryEntryStream::drop(&mut self.filesystem(), stream)
+        let s: Resource<DirStream> = Resource::new_own(stream.rep());
+        self.table.delete(s)?;
+        Ok(())
+    }
+}
+
+// ---- sockets ----
+
+use wasmtime_wasi::sockets::WasiSocketsView as _;
+
+impl GateView<'_> {
+    /// A refused socket call: recorded as a denial by the gate core.
+    fn socket_refused<T>(&mut self, func: &'static str, args: Digest) -> SocketResult<T> {
+        const ACCESS_DENIED: u16 = 3000;
+        match self.core.refuse_socket(func, args, ACCESS_DENIED) {
+            Some(stop) => Err(SocketError::trap(wasmtime::Error::new(stop))),
+            None => Err(network::ErrorCode::AccessDenied.into()),
+        }
+    }
+}
+
+impl network::Host for GateView<'_> {
+    fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<network::ErrorCode> {
+        network::Host::convert_error_code(&mut self.sockets(), error)
+    }
+
+    fn network_error_code(
+        &mut self,
+        err: Resource<wasmtime::Error>,
+    ) -> wasmtime::Result<Option<network::ErrorCode>> {
+        let r = network::Host::network_error_code(&mut self.sockets(), err);
+        self.done("network.network-error-code", none(), r, |c| {
+            Dig::new().u64(c.map_or(0, |c| c as u64 + 1)).finish()
+        })
+    }
+}
+
+impl network::HostNetwork for GateView<'_> {
+    fn drop(&mut self, n: Resource<network::Network>) -> wasmtime::Result<()> {
+        network::HostNetwork::drop(&mut self.sockets(), n)
+    }
+}
+
+impl instance_network::Host for GateView<'_> {
+    fn instance_network(&mut self) -> wasmtime::Result<Resource<network::Network>> {
+        // The capability object only: everything done with it is refused below.
+        let r = instance_network::Host::instance_network(&mut self.sockets());
+        self.done("instance-network.instance-network", none(), r, |_| none())
+    }
+}
+
+impl ip_name_lookup::Host for GateView<'_> {
+    fn resolve_addresses(
+        &mut self,
+        _network: Resource<network::Network>,
+        name: String,
+    ) -> SocketResult<Resource<ip_name_lookup::ResolveAddressStream>> {
+        const F: &str = "ip-name-lookup.resolve-addresses";
+        let args = Dig::new().bytes(name.as_bytes()).finish();
+        self.core.charge(Work::Bytes(name.len() as u64));
+        match self.core.refuse_socket(F, args, 3000) {
+            Some(stop) => Err(SocketError::trap(wasmtime::Error::new(stop))),
+            // What a resolver that may not look anything up answers.
+            None => Err(network::ErrorCode::PermanentResolverFailure.into()),
+        }
+    }
+}
+
+impl ip_name_lookup::HostResolveAddressStream for GateView<'_> {
+    fn resolve_next_address(
+        &mut self,
+        s: Resource<ip_name_lookup::ResolveAddressStream>,
+    ) -> SocketResult<Option<network::IpAddress>> {
+        ip_name_lookup::HostResolveAddressStream::resolve_next_address(&mut self.sockets(), s)
+    }
+
+    fn subscribe(
+        &mut self,
+        s: Resource<ip_name_lookup::ResolveAddressStream>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        ip_name_lookup::HostResolveAddressStream::subscribe(&mut self.sockets(), s)
+    }
+
+    fn drop(&mut self, s: Resource<ip_name_lookup::ResolveAddressStream>) -> wasmtime::Result<()> {
+        ip_name_lookup::HostResolveAddressStream::drop(&mut self.sockets(), s)
+    }
+}
+
+impl tcp_create_socket::Host for GateView<'_> {
+    fn create_tcp_socket(
+        &mut self,
+        family: network::IpAddressFamily,
+    ) -> SocketResult<Resource<tcp::TcpSocket>> {
+        let args = Dig::new().u64(family as u64).finish();
+        self.socket_refused("tcp-create-socket.create-tcp-socket", args)
+    }
+}
+
+impl udp_create_socket::Host for GateView<'_> {
+    async fn create_udp_socket(
+        &mut self,
+        family: network::IpAddressFamily,
+    ) -> SocketResult<Resource<udp::UdpSocket>> {
+        let args = Dig::new().u64(family as u64).finish();
+        self.socket_refused("udp-create-socket.create-udp-socket", args)
     }
 }

@@ -13,6 +13,7 @@ use wasmtime::{Caller, Extern, Linker};
 
 use super::audit::{Dig, Digest};
 use super::imports::CORRAL_V1;
+use super::rules::Work;
 use super::{GateStop, MAX_METRIC_NAME, MAX_METRICS, MAX_RESULT_BYTES, RunState};
 
 fn memory<'a>(
@@ -46,7 +47,7 @@ fn record(
     match state
         .gate
         .core
-        .record(func, args, if ok { 0 } else { 28 }, result, false)
+        .record(func, args, if ok { 0 } else { 28 }, result, None)
     {
         Some(stop) => Err(wasmtime::Error::new(stop)),
         None => Ok(()),
@@ -101,6 +102,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
                 }
                 _ => None,
             };
+            state
+                .gate
+                .core
+                .charge(Work::Bytes(copied.unwrap_or(0) as u64));
             let digest = Dig::new()
                 .u64(copied.map_or(u64::MAX, |n| n as u64))
                 .finish();
@@ -121,12 +126,18 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
             let (mem, state) = memory(&mut caller)?;
             let r = range(mem, ptr, len)?;
             let bytes = &mem[r];
-            let args = Dig::new().bytes(bytes).finish();
+            // Over the cap: refused by its length, before its bytes are read.
             let ok = bytes.len() <= MAX_RESULT_BYTES;
             let text = if ok {
+                state.gate.core.charge(Work::Bytes(bytes.len() as u64));
                 std::str::from_utf8(bytes).ok().map(str::to_string)
             } else {
                 None
+            };
+            let args = if ok {
+                Dig::new().bytes(bytes).finish()
+            } else {
+                Dig::new().u64(bytes.len() as u64).finish()
             };
             let ok = text.is_some();
             if let Some(t) = text {
@@ -152,7 +163,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
          -> wasmtime::Result<i32> {
             let (mem, state) = memory(&mut caller)?;
             let r = range(mem, ptr, len)?;
-            let name = std::str::from_utf8(&mem[r]).ok().map(str::to_string);
+            // A name over the cap is refused by its length, before its bytes are read.
+            let name = if r.len() <= MAX_METRIC_NAME {
+                std::str::from_utf8(&mem[r]).ok().map(str::to_string)
+            } else {
+                None
+            };
             let args = Dig::new()
                 .bytes(name.as_deref().unwrap_or("").as_bytes())
                 .u64(value.to_bits())

@@ -4,23 +4,21 @@
 //! stdout/stderr are capped captures; clocks and random are virtual; the only preopens are
 //! engine-owned directories (staged inputs, the scratch dir, explicitly granted rw dirs).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use super::audit::AuditTrail;
 use super::clock::{MonoView, VirtualClock, WallView};
 use super::limits::LimitLog;
 use super::output::Capture;
-use super::{FdInfo, FdKind, Gate, GateCore, MetaView, Quota, random};
+pub(crate) use super::rules::MAX_RANDOM_BYTES;
+use super::rules::{CoreSetup, FdInfo, FdKind, HostDir, Quota};
+use super::{Gate, GateCore, random};
 use crate::error::Error;
 use crate::policy::Policy;
-
-/// Largest single `random_get` request (bytes). Larger requests trap.
-pub(crate) const MAX_RANDOM_BYTES: u64 = 1 << 20;
 
 /// One directory the guest sees.
 #[derive(Debug, Clone)]
@@ -167,6 +165,7 @@ fn common(s: &WasiSetup<'_>) -> Result<Common, Error> {
         guest_opened: false,
         file_id: None,
         append: false,
+        host_dir: None,
     };
     let mut fds = BTreeMap::new();
     fds.insert(0, stdio(FdKind::Stdin));
@@ -182,14 +181,14 @@ fn common(s: &WasiSetup<'_>) -> Result<Common, Error> {
                 guest_opened: false,
                 file_id: None,
                 append: false,
+                host_dir: Some(HostDir::Path(Arc::from(p.host.as_path()))),
             },
         );
     }
     let l = &s.policy.limits;
-    let core = GateCore {
+    let core = GateCore::new(CoreSetup {
         clock,
         log: log.clone(),
-        trail: AuditTrail::default(),
         quota: Quota {
             fs_bytes_max: l.fs_bytes.0,
             fs_bytes_used: 0,
@@ -200,21 +199,9 @@ fn common(s: &WasiSetup<'_>) -> Result<Common, Error> {
         },
         on_denial: s.policy.on_denial,
         fds,
-        meta: MetaView::default(),
-        listings: HashMap::new(),
-        stdin_remaining: s.stdin.len() as u64,
+        stdin_len: s.stdin.len() as u64,
         leak_host_metadata: s.leak_host_metadata,
-        sdk: super::SdkState {
-            input: s.input.clone(),
-            ..Default::default()
-        },
-        pending_fuel: 0,
-        host_depth: 0,
-        sizes: BTreeMap::new(),
-        stream_pos: HashMap::new(),
-        p2_open: Default::default(),
-        file_streams: Default::default(),
-        p2_listings: HashMap::new(),
-    };
+        input: s.input.clone(),
+    });
     Ok((b, core, stdout, stderr, log))
 }

@@ -10,16 +10,22 @@
 //! * [`Mechanism::Landlock`] (Landlock ABI >= 1 and user namespaces). Between `fork` and
 //!   `exec` the child: starts a new session (`setsid`); optionally joins a per-run pids cgroup;
 //!   sets rlimits (`CPU`, `AS`, `FSIZE`, `CORE`=0, `NOFILE`, `MEMLOCK`=0);
-//!   `unshare(CLONE_NEWUSER | CLONE_NEWNET)` (no capability left in the host's user namespace,
-//!   even when the engine runs as root; an empty network namespace); sets `RLIMIT_NPROC`;
+//!   `unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS)` (no capability left in the host's
+//!   user namespace, even when the engine runs as root; an empty network namespace; a private
+//!   mount namespace); builds the bubblewrap layout itself: a fresh read-only tmpfs root in
+//!   which only [`JailSpec::read_only`] (read-only), the work dir (read-write) and `/dev/null`,
+//!   `/dev/zero`, `/dev/urandom` exist, at their host paths (`pivot_root`, the host's root
+//!   detached), so a path outside them does not exist at all (no existence oracle); sets
+//!   `RLIMIT_NPROC`;
 //!   `PR_SET_NO_NEW_PRIVS`; enforces a Landlock ruleset the parent built (read+execute below
 //!   [`JailSpec::read_only`]; read+write, but no exec and no device/socket/fifo creation, below
 //!   [`JailSpec::work_dir`]; `/dev/null` rw, `/dev/zero` and `/dev/urandom` ro; nothing else;
 //!   TCP bind/connect denied; signals and abstract unix sockets scoped to the jail); marks
 //!   every inherited descriptor above 2 close-on-exec; and installs a small seccomp filter
 //!   (`socket(AF_UNIX)`, `setsid`, `setpgid`, `io_uring_setup` refused; foreign-arch and x32
-//!   syscalls kill). `/proc`, `/etc`, `/tmp`, `$HOME` are not granted, so
-//!   `/proc/self/environ` is unreadable too.
+//!   syscalls kill). `/proc`, `/etc`, `/tmp`, `$HOME` do not exist in the jail (without
+//!   `/proc`, `ld.so` cannot expand `$ORIGIN`: a rustc from rustup needs
+//!   `LD_LIBRARY_PATH=<sysroot>/lib` in [`JailSpec::env`]).
 //! * [`Mechanism::Bubblewrap`] (fallback; a working `bwrap` binary): `bwrap --unshare-all
 //!   --die-with-parent --new-session --clearenv --cap-drop ALL --dev /dev --remount-ro /`,
 //!   with only the read-only paths and the work dir (read-write) mounted at their host paths,
@@ -45,10 +51,10 @@
 //!   namespace); bubblewrap mode counts all processes of the engine's uid.
 //! * Killed descendants are orphans that PID 1 reaps; until then they are zombies that still
 //!   count against `RLIMIT_NPROC` of the uid.
-//! * Landlock mode shows which host paths exist: reading a non-granted file fails with
-//!   `EACCES`, a missing one with `ENOENT` (e.g. `__has_include("/etc/passwd")` is a fatal
-//!   "Permission denied" instead of false). Contents do not leak. Bubblewrap mode shows only
-//!   the mounted paths.
+//! * Both modes show only the granted paths: a host path outside them is missing (`ENOENT`)
+//!   whether it exists on the host or not. The grants for a dynamically linked program are
+//!   the files its loader opens ([`loader_paths`]), not the system library directories or
+//!   `/etc/ld.so.cache` (so the host's library inventory cannot be compiled in).
 //! * Without the seccomp filter (architectures other than x86-64 and aarch64), Landlock
 //!   ABI < 9 would let the program `connect(2)` to an existing pathname unix socket of a host
 //!   daemon, and a descendant could `setsid` out of the process group.
@@ -159,16 +165,18 @@ pub struct JailSpec {
 }
 
 impl JailSpec {
-    /// A spec with no arguments, [`system_read_only_paths`], `PATH=/usr/bin:/bin`,
-    /// `TMPDIR=<work_dir>`, default limits and [`Mechanism::Auto`].
+    /// A spec with no arguments, the files the loader needs to start `program`
+    /// ([`loader_paths`]), `PATH=/usr/bin:/bin`, `TMPDIR=<work_dir>`, default limits and
+    /// [`Mechanism::Auto`].
     pub fn new(program: impl Into<PathBuf>, work_dir: impl Into<PathBuf>) -> Self {
         let work_dir = work_dir.into();
         let tmpdir = work_dir.to_string_lossy().into_owned();
+        let program = program.into();
         JailSpec {
-            program: program.into(),
+            read_only: loader_paths(std::slice::from_ref(&program), None),
+            program,
             args: Vec::new(),
             work_dir,
-            read_only: system_read_only_paths(),
             env: vec![
                 ("PATH".to_owned(), "/usr/bin:/bin".to_owned()),
                 ("TMPDIR".to_owned(), tmpdir),
@@ -215,23 +223,79 @@ impl JailSpec {
     }
 }
 
-/// The system paths a dynamically linked compiler needs on Debian 12 x86-64 (only those that
-/// exist): the shared-library directory, the dynamic loader and its merged-`/usr` symlinks
-/// (`/lib`, `/lib64`; symlink entries are visible links, not grants of their targets), and
-/// `/etc/ld.so.cache`. Add the toolchain roots yourself (e.g. the rustc sysroot, or
-/// `/usr/lib/llvm-14`, `/usr/include/wasm32-wasi`, `/usr/lib/wasm32-wasi`).
-pub fn system_read_only_paths() -> Vec<PathBuf> {
-    [
-        "/lib",
-        "/lib64",
-        "/usr/lib64",
-        "/usr/lib/x86_64-linux-gnu",
-        "/etc/ld.so.cache",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .filter(|p| fs::symlink_metadata(p).is_ok())
-    .collect()
+/// What the dynamic loader opens to start `programs` (their interpreter and shared
+/// libraries, as the loader itself resolves them, with `LD_LIBRARY_PATH=library_path` if
+/// given): each file at its real path, plus the symlinks on the way to it (visible links in
+/// the jail, not grants). Not the library directories and not `/etc/ld.so.cache`: inside the
+/// jail the loader finds the libraries in its default directories, and nothing else there is
+/// readable. A program that is not dynamically linked needs nothing.
+///
+/// # Security
+///
+/// Runs each program with `LD_TRACE_LOADED_OBJECTS=1` (what `ldd` does): the loader lists
+/// the libraries and exits before the program's code runs. Only for trusted toolchain
+/// programs.
+pub fn loader_paths(programs: &[PathBuf], library_path: Option<&str>) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut add = |p: &Path| {
+        for link in symlink_prefixes(p) {
+            if !out.contains(&link) {
+                out.push(link);
+            }
+        }
+        if let Ok(real) = fs::canonicalize(p)
+            && !out.contains(&real)
+        {
+            out.push(real);
+        }
+    };
+    for program in programs {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("LD_TRACE_LOADED_OBJECTS", "1")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(lp) = library_path {
+            cmd.env("LD_LIBRARY_PATH", lp);
+        }
+        let Ok(o) = cmd.output() else { continue };
+        if !o.status.success() {
+            continue;
+        }
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            // `\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` or
+            // `\t/lib64/ld-linux-x86-64.so.2 (0x…)`.
+            let path = match line.split_once("=>") {
+                Some((_, rest)) => rest.split_whitespace().next(),
+                None => line.split_whitespace().next(),
+            };
+            if let Some(p) = path.filter(|p| p.starts_with('/')) {
+                add(Path::new(p));
+            }
+        }
+    }
+    out
+}
+
+/// The symlinks among `p` and its ancestors (`/lib64` and `/lib64/ld-linux-x86-64.so.2` for
+/// the loader of Debian x86-64), each at its real parent directory.
+fn symlink_prefixes(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut cur = PathBuf::from("/");
+    for c in p.components().skip(1) {
+        cur.push(c);
+        if fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_symlink()) {
+            let at = match (cur.parent().map(fs::canonicalize), cur.file_name()) {
+                (Some(Ok(dir)), Some(name)) => dir.join(name),
+                _ => cur.clone(),
+            };
+            out.push(at);
+            if let Ok(real) = fs::canonicalize(&cur) {
+                cur = real;
+            }
+        }
+    }
+    out
 }
 
 /// How the program ended.
@@ -448,6 +512,304 @@ fn find_bwrap() -> Option<PathBuf> {
     ok.then_some(bwrap)
 }
 
+/// One step of building the jail's root (Landlock mode), prepared by the parent with paths
+/// under the new root's mount point, so that the child only makes system calls.
+#[derive(Debug)]
+enum ViewOp {
+    /// A directory (an existing one is fine).
+    Mkdir(std::ffi::CString),
+    /// An empty file to bind a file onto.
+    Touch(std::ffi::CString),
+    /// `src` bind-mounted onto `dst`, read-only unless `rw`.
+    Bind {
+        src: std::ffi::CString,
+        dst: std::ffi::CString,
+        rw: bool,
+    },
+    /// A symlink at `link` with the text `target`.
+    Symlink {
+        target: std::ffi::CString,
+        link: std::ffi::CString,
+    },
+}
+
+/// The jail's file system (Landlock mode): a tmpfs root holding only what is granted.
+#[derive(Debug)]
+struct View {
+    /// An empty host directory, the mount point of the new root before `pivot_root`.
+    root: std::ffi::CString,
+    ops: Vec<ViewOp>,
+    /// The work dir (the cwd after `pivot_root`).
+    work: std::ffi::CString,
+    /// `/proc/self/uid_map` and `gid_map` lines: the engine's ids appear as 65534 (`nobody`)
+    /// inside, so the program keeps no capability in its namespace across `exec`.
+    uid_map: Vec<u8>,
+    gid_map: Vec<u8>,
+}
+
+/// The devices every jail has: (path, writable).
+const JAIL_DEVICES: [(&str, bool); 3] = [
+    ("/dev/null", true),
+    ("/dev/zero", false),
+    ("/dev/urandom", false),
+];
+
+/// Plans the jail's root under `mount_point`: the read-only paths (symlinks recreated as
+/// links), the work dir read-write, the jail devices; every entry at its host path.
+fn view_plan(spec: &JailSpec, mount_point: &Path) -> Result<View, JailError> {
+    use std::collections::BTreeSet;
+    use std::ffi::CString;
+    let err = |what: &str, p: &Path| JailError::InvalidSpec(format!("{what} {}", p.display()));
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| err("NUL in", p));
+    let under = |p: &Path| mount_point.join(p.strip_prefix("/").unwrap_or(p));
+    // (destination, what): files and dirs to bind (source = destination), links to make.
+    enum Entry {
+        Bind { dir: bool, rw: bool },
+        Link(PathBuf),
+    }
+    let mut entries: Vec<(PathBuf, Entry)> = Vec::new();
+    for p in &spec.read_only {
+        let meta = fs::symlink_metadata(p).map_err(|_| err("cannot read", p))?;
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(p).map_err(|_| err("cannot read", p))?;
+            let at = match (p.parent().map(fs::canonicalize), p.file_name()) {
+                (Some(Ok(dir)), Some(name)) => dir.join(name),
+                _ => p.clone(),
+            };
+            entries.push((at, Entry::Link(target)));
+        } else {
+            let real = fs::canonicalize(p).map_err(|_| err("cannot resolve", p))?;
+            entries.push((
+                real,
+                Entry::Bind {
+                    dir: meta.is_dir(),
+                    rw: false,
+                },
+            ));
+        }
+    }
+    let work =
+        fs::canonicalize(&spec.work_dir).map_err(|_| err("cannot resolve", &spec.work_dir))?;
+    entries.push((
+        work.clone(),
+        Entry::Bind {
+            dir: true,
+            rw: true,
+        },
+    ));
+    for (dev, rw) in JAIL_DEVICES {
+        if Path::new(dev).exists() {
+            entries.push((PathBuf::from(dev), Entry::Bind { dir: false, rw }));
+        }
+    }
+    // What a bound directory already holds needs nothing more.
+    let bound_dirs: Vec<PathBuf> = entries
+        .iter()
+        .filter(|(_, e)| matches!(e, Entry::Bind { dir: true, .. }))
+        .map(|(p, _)| p.clone())
+        .collect();
+    let covered = |p: &Path| bound_dirs.iter().any(|d| p != d && p.starts_with(d));
+    entries.retain(|(p, _)| !covered(p));
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.dedup_by(|a, b| a.0 == b.0);
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    for (p, e) in &entries {
+        let mut a = p.parent();
+        while let Some(d) = a.filter(|d| *d != Path::new("/")) {
+            dirs.insert(d.to_path_buf());
+            a = d.parent();
+        }
+        if matches!(e, Entry::Bind { dir: true, .. }) {
+            dirs.insert(p.clone());
+        }
+    }
+    let mut ops = Vec::new();
+    for d in &dirs {
+        ops.push(ViewOp::Mkdir(c(&under(d))?));
+    }
+    for (p, e) in &entries {
+        match e {
+            Entry::Bind { dir, rw } => {
+                if !dir {
+                    ops.push(ViewOp::Touch(c(&under(p))?));
+                }
+                ops.push(ViewOp::Bind {
+                    src: c(p)?,
+                    dst: c(&under(p))?,
+                    rw: *rw,
+                });
+            }
+            Entry::Link(target) => ops.push(ViewOp::Symlink {
+                target: c(target)?,
+                link: c(&under(p))?,
+            }),
+        }
+    }
+    // SAFETY: getuid and getgid have no preconditions and cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    Ok(View {
+        root: c(mount_point)?,
+        ops,
+        work: c(&work)?,
+        uid_map: format!("65534 {uid} 1\n").into_bytes(),
+        gid_map: format!("65534 {gid} 1\n").into_bytes(),
+    })
+}
+
+/// The kernel's `struct statfs` on 64-bit Linux (the `libc` crate hides `f_flags`, the
+/// mount flags).
+#[repr(C)]
+#[derive(Default)]
+struct KernelStatfs {
+    f_type: i64,
+    f_bsize: i64,
+    f_blocks: u64,
+    f_bfree: u64,
+    f_bavail: u64,
+    f_files: u64,
+    f_ffree: u64,
+    f_fsid: [i32; 2],
+    f_namelen: i64,
+    f_frsize: i64,
+    f_flags: i64,
+    f_spare: [i64; 4],
+}
+
+/// Builds the jail's root from `view` and makes it the root: runs in the child after
+/// `unshare(CLONE_NEWUSER | CLONE_NEWNS)`. Only system calls, no allocation.
+fn build_view(view: &View) -> io::Result<()> {
+    let check = |r: libc::c_long| {
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    let null = std::ptr::null::<libc::c_char>();
+    let root = c"/".as_ptr();
+    let dot = c".".as_ptr();
+    // SAFETY: every pointer is a NUL-terminated string that outlives the call (the plan is
+    // borrowed for the whole child setup) or null where the call allows it; these calls are
+    // async-signal-safe system calls.
+    unsafe {
+        // Ids that exist inside (files are created below), none of them 0.
+        for (file, bytes) in [
+            (c"/proc/self/setgroups", &b"deny"[..]),
+            (c"/proc/self/uid_map", &view.uid_map[..]),
+            (c"/proc/self/gid_map", &view.gid_map[..]),
+        ] {
+            let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            check(fd.into())?;
+            let n = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+            libc::close(fd);
+            check(n as libc::c_long)?;
+        }
+        // Nothing done here may propagate back to the host's mounts.
+        check(
+            libc::mount(
+                null,
+                root,
+                null,
+                libc::MS_REC | libc::MS_PRIVATE,
+                null.cast(),
+            )
+            .into(),
+        )?;
+        check(
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                view.root.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                c"size=1048576,nr_inodes=16384,mode=0755".as_ptr().cast(),
+            )
+            .into(),
+        )?;
+        for op in &view.ops {
+            match op {
+                ViewOp::Mkdir(p) => {
+                    if libc::mkdir(p.as_ptr(), 0o755) != 0
+                        && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST)
+                    {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                ViewOp::Touch(p) => {
+                    let fd = libc::open(
+                        p.as_ptr(),
+                        libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                        0o644,
+                    );
+                    check(fd.into())?;
+                    libc::close(fd);
+                }
+                ViewOp::Bind { src, dst, rw } => {
+                    check(
+                        libc::mount(
+                            src.as_ptr(),
+                            dst.as_ptr(),
+                            null,
+                            libc::MS_BIND | libc::MS_REC,
+                            null.cast(),
+                        )
+                        .into(),
+                    )?;
+                    if !rw {
+                        // A remount must keep the flags the host mount locks (nosuid, nodev,
+                        // noexec, atime) or the kernel refuses it.
+                        let mut st = KernelStatfs::default();
+                        check(libc::syscall(
+                            libc::SYS_statfs,
+                            dst.as_ptr(),
+                            &mut st as *mut KernelStatfs,
+                        ))?;
+                        let f = st.f_flags as libc::c_ulong;
+                        let mut flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+                        for (st_flag, ms_flag) in [
+                            (libc::ST_NOSUID, libc::MS_NOSUID),
+                            (libc::ST_NODEV, libc::MS_NODEV),
+                            (libc::ST_NOEXEC, libc::MS_NOEXEC),
+                            (libc::ST_NOATIME, libc::MS_NOATIME),
+                            (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+                            (libc::ST_RELATIME, libc::MS_RELATIME),
+                        ] {
+                            if f & st_flag != 0 {
+                                flags |= ms_flag;
+                            }
+                        }
+                        check(libc::mount(null, dst.as_ptr(), null, flags, null.cast()).into())?;
+                    }
+                }
+                ViewOp::Symlink { target, link } => {
+                    check(libc::symlink(target.as_ptr(), link.as_ptr()).into())?;
+                }
+            }
+        }
+        // The tmpfs becomes the root; the host's root is detached from this namespace.
+        check(libc::chdir(view.root.as_ptr()).into())?;
+        check(libc::syscall(libc::SYS_pivot_root, dot, dot))?;
+        check(libc::umount2(dot, libc::MNT_DETACH).into())?;
+        check(libc::chdir(root).into())?;
+        check(
+            libc::mount(
+                null,
+                root,
+                null,
+                libc::MS_BIND
+                    | libc::MS_REMOUNT
+                    | libc::MS_RDONLY
+                    | libc::MS_NOSUID
+                    | libc::MS_NODEV
+                    | libc::MS_NOEXEC,
+                null.cast(),
+            )
+            .into(),
+        )?;
+        check(libc::chdir(view.work.as_ptr()).into())?;
+    }
+    Ok(())
+}
+
 /// Everything the child needs between `fork` and `exec`; plain data, so the closure that uses
 /// it allocates nothing.
 #[derive(Clone, Copy)]
@@ -488,7 +850,7 @@ fn set_rlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> io::
 }
 
 /// Runs in the forked child before `exec`: only async-signal-safe calls, no allocation.
-fn child_setup(plan: &ChildPlan) -> io::Result<()> {
+fn child_setup(plan: &ChildPlan, view: Option<&View>) -> io::Result<()> {
     let check = |r: libc::c_long| {
         if r < 0 {
             Err(io::Error::last_os_error())
@@ -510,8 +872,15 @@ fn child_setup(plan: &ChildPlan) -> io::Result<()> {
     if plan.landlock_fd >= 0 {
         // A new user namespace drops every capability in the host namespace (also for root);
         // the new network namespace has only a down loopback.
+        // A private mount namespace holds the jail's own root.
+        let flags = libc::CLONE_NEWUSER
+            | libc::CLONE_NEWNET
+            | if view.is_some() { libc::CLONE_NEWNS } else { 0 };
         // SAFETY: unshare takes flags only; the child is single-threaded as required.
-        check(unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) }.into())?;
+        check(unsafe { libc::unshare(flags) }.into())?;
+        if let Some(view) = view {
+            build_view(view)?;
+        }
     }
     // Set after unshare so the user namespace records the engine's (higher) limit for the
     // parent level and this limit counts only this run's namespace (non-root engines).
@@ -828,7 +1197,10 @@ pub fn run_jailed(spec: &JailSpec) -> Result<JailOutcome, JailError> {
         m => m,
     };
     let limits = &spec.limits;
-    let (mut cmd, landlock_fd) = match mechanism {
+    // The mount point of the jail's root (Landlock mode): an empty host directory, removed
+    // when the run ends (the mounts live only in the child's namespace).
+    let mut mount_point = None;
+    let (mut cmd, landlock_fd, view) = match mechanism {
         Mechanism::Landlock => {
             if !support.user_namespaces {
                 return Err(JailError::Unavailable(format!(
@@ -836,16 +1208,22 @@ pub fn run_jailed(spec: &JailSpec) -> Result<JailOutcome, JailError> {
                 )));
             }
             let fd = landlock_ruleset(spec)?;
+            let point = tempfile::Builder::new()
+                .prefix("corral-jail-root-")
+                .tempdir()
+                .map_err(|e| JailError::InvalidSpec(format!("cannot create the jail root: {e}")))?;
+            let view = view_plan(spec, point.path())?;
+            mount_point = Some(point);
             let mut cmd = Command::new(&spec.program);
             cmd.args(&spec.args);
-            (cmd, Some(fd))
+            (cmd, Some(fd), Some(std::sync::Arc::new(view)))
         }
         _ => {
             let bwrap = support
                 .bwrap
                 .as_deref()
                 .ok_or_else(|| JailError::Unavailable(format!("no working bwrap ({support})")))?;
-            (bwrap_command(bwrap, spec), None)
+            (bwrap_command(bwrap, spec), None, None)
         }
     };
     cmd.env_clear()
@@ -885,7 +1263,7 @@ pub fn run_jailed(spec: &JailSpec) -> Result<JailOutcome, JailError> {
     // SAFETY: child_setup only makes async-signal-safe system calls on plain copied data and
     // does not allocate, as required between fork and exec in a multi-threaded process.
     unsafe {
-        cmd.pre_exec(move || child_setup(&plan));
+        cmd.pre_exec(move || child_setup(&plan, view.as_deref()));
     }
     let start = Instant::now();
     let spawned = cmd.spawn();
@@ -915,6 +1293,7 @@ pub fn run_jailed(spec: &JailSpec) -> Result<JailOutcome, JailError> {
     };
     let (raw_status, rusage) = reap(pid).map_err(JailError::Supervise)?;
     let wall_time = start.elapsed();
+    drop(mount_point);
     let processes_hit = cgroup.as_ref().is_some_and(PidsCgroup::limit_was_hit);
     drop(cgroup);
 
@@ -1223,6 +1602,43 @@ mod tests {
         spec.read_only.push("/usr/bin".into());
         let o = run_jailed(&spec);
         assert!(o.as_ref().is_ok_and(JailOutcome::success), "{o:?}");
+        let _ = fs::remove_dir(&dir);
+    }
+
+    /// Issue 11: in both mechanisms the program sees only its grants: the loader still
+    /// starts it, but `/etc/ld.so.cache`, an ungranted library and a missing path all read
+    /// as missing (the same error), and `/etc/passwd` too.
+    #[test]
+    fn issue_11_only_the_grants_exist_in_either_mechanism() {
+        let support = probe();
+        let mut mechanisms = Vec::new();
+        if support.landlock_abi.is_some() && support.user_namespaces {
+            mechanisms.push(Mechanism::Landlock);
+        }
+        if support.bwrap.is_some() {
+            mechanisms.push(Mechanism::Bubblewrap);
+        }
+        let dir = tempfile_dir();
+        for m in mechanisms {
+            for path in [
+                "/etc/ld.so.cache",
+                "/etc/passwd",
+                "/usr/lib/x86_64-linux-gnu/libcrypt.so.1",
+                "/does/not/exist",
+            ] {
+                let mut spec = JailSpec::new("/usr/bin/cat", &dir);
+                spec.mechanism = m;
+                spec.read_only.push("/usr/bin/cat".into());
+                spec.args = vec![path.into()];
+                let o = run_jailed(&spec).expect("the jail runs cat");
+                assert_eq!(o.status, ExitKind::Exited(1), "{m}: cat {path}: {o:?}");
+                let err = String::from_utf8_lossy(&o.stderr);
+                assert!(
+                    err.contains("No such file or directory"),
+                    "{m}: cat {path}: {err}"
+                );
+            }
+        }
         let _ = fs::remove_dir(&dir);
     }
 

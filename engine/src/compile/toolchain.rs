@@ -70,7 +70,11 @@ pub(crate) fn rust() -> Result<Toolchain, Error> {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .map_err(|e| format!("cannot run rustc: {e}"))?;
-        let mut read_only = jail::system_read_only_paths();
+        // The loader's files for rustc and the linkers it runs (only what they load).
+        let lib = sysroot.join("lib");
+        let mut programs = vec![program.clone()];
+        programs.extend(executables_in(&sysroot.join("lib/rustlib")));
+        let mut read_only = jail::loader_paths(&programs, lib.to_str());
         read_only.push(sysroot.clone());
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let mut neutral = vec![(sysroot.clone(), "<rust>")];
@@ -128,8 +132,17 @@ pub(crate) fn clang() -> Result<Toolchain, Error> {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .map_err(|e| format!("cannot run clang: {e}"))?;
-        let mut read_only = jail::system_read_only_paths();
+        // The loader's files for clang and the linker it runs (only what they load).
+        let mut read_only =
+            jail::loader_paths(&[program.clone(), llvm.join("bin/wasm-ld")], None);
         read_only.extend([llvm.clone(), wasi_inc.clone(), wasi_lib.clone()]);
+        // clang finds its linker by name on PATH: the links to it (visible, not grants).
+        read_only.extend(
+            ["/usr/bin/wasm-ld-14", "/usr/bin/wasm-ld"]
+                .iter()
+                .map(PathBuf::from)
+                .filter(|p| std::fs::symlink_metadata(p).is_ok()),
+        );
         Ok(Toolchain {
             program_cpp: Some(llvm.join("bin/clang++")),
             program,
@@ -181,10 +194,8 @@ fn run(
         ("PATH".into(), "/usr/bin:/bin".into()),
         ("TMPDIR".into(), ".".into()),
     ];
-    if jail::probe().best() == Some(jail::Mechanism::Bubblewrap) {
-        // Without /proc, ld.so cannot expand $ORIGIN for a rustup rustc (bubblewrap only).
-        spec.env.extend(tc.env.iter().cloned());
-    }
+    // Without /proc (neither jail has one), ld.so cannot expand $ORIGIN for a rustup rustc.
+    spec.env.extend(tc.env.iter().cloned());
     spec.limits = limits();
     let outcome = jail::run_jailed(&spec).map_err(|e| match e {
         jail::JailError::Unavailable(why) => Error::host(format!(
@@ -206,11 +217,14 @@ fn run(
     diag = crate::redact::scrub_host_paths(&diag);
     if let Some(limit) = outcome.limit_hit {
         let what = match limit {
-            JailLimitKind::Cpu => "CPU time limit (20 s)",
+            // Which of the two a runaway compiler hits first depends on the machine's load;
+            // the diagnosis must not (reports are deterministic), so both read the same.
+            JailLimitKind::Cpu | JailLimitKind::WallTime => {
+                "time limit (20 s of CPU time, 60 s of wall time)"
+            }
             JailLimitKind::Memory => "memory limit (3 GiB)",
             JailLimitKind::FileSize => "output file size limit (64 MiB)",
             JailLimitKind::Processes => "process limit",
-            JailLimitKind::WallTime => "wall-clock limit (60 s)",
             JailLimitKind::Output => "diagnostics limit (256 KiB)",
         };
         // What a compiler prints while dying of a limit (backtraces, partial output) varies
@@ -298,6 +312,36 @@ pub(crate) fn c_flags(cpp: bool) -> Vec<&'static str> {
         flags.extend_from_slice(CPP);
     }
     flags
+}
+
+/// The regular files below `dir` that are executables (the linkers rustc runs), at most
+/// a few levels down.
+fn executables_in(dir: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(m) = std::fs::metadata(&p) else {
+                continue;
+            };
+            if m.is_dir() && depth < 4 {
+                stack.push((p, depth + 1));
+            } else if m.is_file()
+                && m.permissions().mode() & 0o111 != 0
+                && p.parent()
+                    .is_some_and(|d| d.ends_with("bin") || d.ends_with("gcc-ld"))
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Compiles one Rust file (a binary, or with `test` a test harness).

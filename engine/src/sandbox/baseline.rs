@@ -249,6 +249,9 @@ impl RawP2 {
                         memory_min_bytes: 0,
                         imports: Vec::new(),
                         core_instances: 0,
+                        memories: 0,
+                        tables: 0,
+                        table_min_elements: 0,
                     };
                     artifacts.store(&hash, &info, &serialized);
                 }

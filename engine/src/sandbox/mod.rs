@@ -4,106 +4,37 @@
 pub mod baseline;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use wasmtime::{CallHook, Store, UpdateDeadline};
 
 use crate::capability::limits::Limiter;
 use crate::capability::p2::CompState;
-use crate::capability::stage::{self, StagedFile};
+use crate::capability::stage;
 use crate::capability::wasi::{self, Preopen, WasiSetup};
 use crate::capability::{RunState, audit::AuditTrail};
-use crate::engine::{Engine, GuestModule, Linked, MAX_COMPONENT_INSTANCES};
+use crate::engine::{
+    Engine, GuestModule, Linked, MAX_COMPONENT_INSTANCES, MAX_COMPONENT_MEMORIES,
+    MAX_COMPONENT_TABLES,
+};
 use crate::error::Error;
+pub use crate::inputs::{Access, DirGrant, Invocation, RunInputs, StagedInput};
 use crate::policy::{self, GuestPath, Policy};
 use crate::report::{CallSummary, RunReport};
-use crate::verdict::{self, LimitFlags, LimitKind};
+use crate::verdict::{self, LimitFlags, LimitKind, RunFacts};
 
 /// Most arguments a guest may receive (including `argv[0]`).
 pub const MAX_ARGS: usize = 4096;
 /// Most bytes of arguments (each plus a NUL) a guest may receive.
 pub const MAX_ARGS_BYTES: usize = 8 * 1024 * 1024;
-/// Extra wall time granted beyond `wall_time_ms` before the run's future is dropped.
-const WALL_GRACE: Duration = Duration::from_millis(500);
+/// Extra wall time granted beyond `wall_time_ms` before the run's future is dropped: a run
+/// ends as `limit = wall_time` within `wall_time_ms` plus this grace (0.5 s). The epoch check
+/// stops guest code at the deadline itself; the grace covers the one host call that may be
+/// in progress then, and no host call blocks without bound (the gate opens only regular
+/// files and directories, and bounds every loop by the work it is paid for).
+pub const WALL_GRACE: Duration = Duration::from_millis(500);
 /// Per-call cap on host allocations made on a guest's behalf (component calls).
 const HOSTCALL_FUEL: usize = 16 << 20;
-
-/// How a host directory is exposed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Staged copy, read-only (the default).
-    ReadOnly,
-    /// The host directory itself, writable (needs `fs.allow_rw_dirs`).
-    ReadWrite,
-}
-
-/// A host directory bound to a guest path (`--dir HOST::GUEST[:ro|:rw]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirGrant {
-    /// Host directory.
-    pub host: PathBuf,
-    /// Where the guest sees it.
-    pub guest: GuestPath,
-    /// Read-only (staged copy) or read-write.
-    pub access: Access,
-}
-
-impl DirGrant {
-    /// Parses `HOST::GUEST[:ro|:rw]`.
-    ///
-    /// # Errors
-    ///
-    /// A missing `::`, an invalid guest path, an unknown mode.
-    pub fn parse(spec: &str) -> Result<DirGrant, Error> {
-        let (host, rest) = spec.split_once("::").ok_or_else(|| {
-            Error::invalid_input(format!(
-                "`--dir {spec}` is not of the form HOST::GUEST[:ro|:rw]"
-            ))
-        })?;
-        let (guest, access) = match rest.rsplit_once(':') {
-            Some((g, "ro")) => (g, Access::ReadOnly),
-            Some((g, "rw")) => (g, Access::ReadWrite),
-            Some((_, mode)) if !mode.contains('/') => {
-                return Err(Error::invalid_input(format!(
-                    "`--dir {spec}`: unknown mode `{mode}` (use `ro` or `rw`)"
-                )));
-            }
-            _ => (rest, Access::ReadOnly),
-        };
-        if host.is_empty() {
-            return Err(Error::invalid_input(format!(
-                "`--dir {spec}`: empty host path"
-            )));
-        }
-        let guest = GuestPath::new(guest).map_err(|e| {
-            Error::invalid_input(format!("`--dir {spec}`: {e} (hint: {})", e.hint()))
-        })?;
-        Ok(DirGrant {
-            host: PathBuf::from(host),
-            guest,
-            access,
-        })
-    }
-}
-
-/// The inputs of one run. Deny by default: no arguments after `argv[0]`, only the policy's
-/// environment, empty stdin, no directories, seed 0, no case input.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Invocation {
-    /// Guest arguments after `argv[0]` (and after a runner's program text).
-    pub args: Vec<String>,
-    /// Guest environment, merged over the policy's `[env]`.
-    pub env: BTreeMap<String, String>,
-    /// Guest stdin.
-    pub stdin: Vec<u8>,
-    /// Host directories exposed to the guest.
-    pub dirs: Vec<DirGrant>,
-    /// Seed of the virtual random streams and clocks.
-    pub seed: u64,
-    /// The case input offered through `corral_v1` (the guest SDK).
-    pub input: Option<std::sync::Arc<[u8]>>,
-}
 
 /// Configures one run (used by the job stage only). Deny by default: no arguments but
 /// `argv[0]`, only the policy's environment, empty stdin, no directories, seed 0.
@@ -116,42 +47,9 @@ pub(crate) struct SandboxBuilder<'a> {
     /// A runner's leading arguments (the program text), before the invocation's.
     lead_args: Vec<String>,
     /// A runner's environment, over the policy's and under the invocation's.
-    runner_env: Vec<(&'static str, &'static str)>,
+    runner_env: Vec<(String, String)>,
     invocation: Invocation,
     keep_inputs: bool,
-}
-
-/// The inputs of a run that a record must keep to replay it.
-#[derive(Debug, Clone, Default)]
-pub struct RunInputs {
-    /// `argv`, including `argv[0]`.
-    pub argv: Vec<String>,
-    /// The guest environment (policy merged under invocation), sorted.
-    pub env: BTreeMap<String, String>,
-    /// Stdin bytes.
-    pub stdin: Vec<u8>,
-    /// Seed of the random and clock virtualisation.
-    pub seed: u64,
-    /// The case input (`corral_v1`).
-    pub input: Option<std::sync::Arc<[u8]>>,
-    /// Staged read-only inputs: guest path, directories, files (with bytes).
-    pub inputs: Vec<StagedInput>,
-    /// Whether any writable host directory was granted (such runs replay only if the
-    /// directory's initial contents are the same; they are not captured).
-    pub rw_dirs: Vec<String>,
-}
-
-/// One read-only input directory as staged for a run.
-#[derive(Debug, Clone, Default)]
-pub struct StagedInput {
-    /// Guest path.
-    pub guest: String,
-    /// Directories, relative.
-    pub dirs: Vec<String>,
-    /// Files, relative, with their hashes.
-    pub files: Vec<StagedFile>,
-    /// The staged bytes of each file (same order as `files`).
-    pub contents: Vec<Vec<u8>>,
 }
 
 impl<'a> SandboxBuilder<'a> {
@@ -188,7 +86,7 @@ impl<'a> SandboxBuilder<'a> {
     }
 
     /// A runner's environment (over the policy's, under the invocation's). By default none.
-    pub(crate) fn runner_env(mut self, env: &[(&'static str, &'static str)]) -> Self {
+    pub(crate) fn runner_env(mut self, env: &[(String, String)]) -> Self {
         self.runner_env.extend_from_slice(env);
         self
     }
@@ -242,11 +140,7 @@ impl<'a> SandboxBuilder<'a> {
             )));
         }
         let mut env = self.policy.env.clone();
-        let runner_env = self
-            .runner_env
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()));
-        for (k, v) in runner_env.chain(inv.env) {
+        for (k, v) in self.runner_env.into_iter().chain(inv.env) {
             policy::check_env_var(&k, &v).map_err(Error::invalid_input)?;
             env.insert(k, v);
         }
@@ -337,10 +231,12 @@ impl Sandbox {
             input: self.input.clone(),
             ..RunInputs::default()
         };
+        // All read-only inputs of the run together stay within the staging caps.
+        let mut budget = stage::StageBudget::default();
         for d in &self.dirs {
             match d.access {
                 Access::ReadOnly => {
-                    let staged = stage::stage_dir(&d.host, temp_root)?;
+                    let staged = stage::stage_dir(&d.host, temp_root, &mut budget)?;
                     let mut contents = Vec::with_capacity(staged.files.len());
                     for f in staged.files.iter().filter(|_| self.keep_inputs) {
                         contents.push(std::fs::read(staged.path().join(&f.path)).map_err(|e| {
@@ -417,13 +313,18 @@ impl Sandbox {
         let deadline = started + self.policy.limits.wall_time;
         let budget = self.policy.limits.wall_time + WALL_GRACE;
         self.engine.ensure_ticker();
-        let (result, remaining, trail, sdk, captures, log) = match self.module.linked() {
+        let (result, remaining, trail, sdk, captures, log, facts) = match self.module.linked() {
             Linked::Core(pre) => {
                 let built = wasi::build_p1(setup)?;
                 let log = built.log.clone();
                 let state = RunState {
                     gate: built.gate,
-                    limiter: Limiter::new(limits.memory.0, limits.table_elements.0, 1, log.clone()),
+                    limiter: Limiter::new(
+                        limits.memory.0,
+                        limits.table_elements.0,
+                        (1, 1, 1),
+                        log.clone(),
+                    ),
                     fuel_budget,
                 };
                 let mut store = new_store(self.engine.wasmtime(), state, deadline, &log)?;
@@ -434,7 +335,7 @@ impl Sandbox {
                     start.call_async(&mut store, ()).await
                 };
                 let result = drive(run, budget, &log).await;
-                let (remaining, trail, sdk) = harvest(&mut store);
+                let (remaining, trail, sdk, facts) = harvest(&mut store);
                 (
                     result,
                     remaining,
@@ -442,19 +343,26 @@ impl Sandbox {
                     sdk,
                     (built.stdout, built.stderr),
                     log,
+                    facts,
                 )
             }
             Linked::Component(pre) => {
                 let built = wasi::build_p2(setup)?;
                 let log = built.log.clone();
+                let mut table = wasmtime::component::ResourceTable::new();
+                table.set_max_capacity(crate::capability::rules::MAX_HANDLES);
                 let state = CompState {
                     ctx: built.ctx,
-                    table: wasmtime::component::ResourceTable::new(),
+                    table,
                     core: built.core,
                     limiter: Limiter::new(
                         limits.memory.0,
                         limits.table_elements.0,
-                        MAX_COMPONENT_INSTANCES,
+                        (
+                            MAX_COMPONENT_INSTANCES,
+                            MAX_COMPONENT_MEMORIES,
+                            MAX_COMPONENT_TABLES,
+                        ),
                         log.clone(),
                     ),
                     fuel_budget,
@@ -469,7 +377,7 @@ impl Sandbox {
                     }
                 };
                 let result = drive(run, budget, &log).await;
-                let (remaining, trail, sdk) = harvest(&mut store);
+                let (remaining, trail, sdk, facts) = harvest(&mut store);
                 (
                     result,
                     remaining,
@@ -477,6 +385,7 @@ impl Sandbox {
                     sdk,
                     (built.stdout, built.stderr),
                     log,
+                    facts,
                 )
             }
         };
@@ -484,7 +393,7 @@ impl Sandbox {
         if let Some(first) = log.first() {
             flags.hit(first);
         }
-        let verdict = verdict::classify(&result, &flags);
+        let verdict = verdict::classify(&result, &flags, facts);
         let (stdout, stdout_truncated) = captures.0.take();
         let (stderr, stderr_truncated) = captures.1.take();
         let report = RunReport {
@@ -511,6 +420,7 @@ impl Sandbox {
             trail_hash: Some(format!("blake3:{}", trail.hash())),
             result: sdk.result,
             metrics: sdk.metrics,
+            isolation: crate::worker::Walls::default(),
         };
         drop(keep_alive);
         if let Some(dir) = scratch_dir {
@@ -630,6 +540,7 @@ fn new_store<T: GatedState>(
                     cx.set_fuel(remaining.saturating_sub(owed))?;
                 }
             }
+            CallHook::CallingWasm => cx.data_mut().gate_core().wasm_entered = true,
             _ => {}
         }
         Ok(())
@@ -637,14 +548,22 @@ fn new_store<T: GatedState>(
     Ok(store)
 }
 
-/// What a finished store leaves for the report: remaining fuel, the trail, the SDK state.
-fn harvest<T: GatedState>(store: &mut Store<T>) -> (u64, AuditTrail, crate::capability::SdkState) {
+/// What a finished store leaves for the report: remaining fuel, the trail, the SDK state,
+/// and what the verdict needs to know of the run.
+fn harvest<T: GatedState>(
+    store: &mut Store<T>,
+) -> (u64, AuditTrail, crate::capability::SdkState, RunFacts) {
     let remaining = store.get_fuel().unwrap_or(0);
     let core = store.data_mut().gate_core();
+    let facts = RunFacts {
+        guest_ran: core.wasm_entered,
+        gate_trapped: core.gate_trapped,
+    };
     (
         remaining,
         std::mem::take(&mut core.trail),
         std::mem::take(&mut core.sdk),
+        facts,
     )
 }
 
