@@ -28,11 +28,13 @@
 //! | `memory` | resident memory per live sandbox, and for 1,000 at once |
 //! | `workers` | the second wall: a run through a warm worker process vs in-process, throughput through workers, `corral run --isolate` as a whole process, HumanEval through workers |
 //! | `amplification` | host time per fuel unit of hostile host-call patterns vs a plain wasm loop |
+//! | `serve` | `corral serve` on loopback: Python via `/run_code` at 64 clients, a 100-case `/v1/eval`, against the same runs in-process |
 
 mod amplification;
 mod guests;
 mod measure;
 mod sci;
+mod serve;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,7 +61,7 @@ pub struct BenchOptions {
 }
 
 /// The groups, in the order they run.
-pub const GROUPS: [&str; 14] = [
+pub const GROUPS: [&str; 15] = [
     "per-run",
     "throughput",
     "python",
@@ -74,6 +76,7 @@ pub const GROUPS: [&str; 14] = [
     "memory",
     "workers",
     "amplification",
+    "serve",
 ];
 
 /// A measured quantity.
@@ -222,6 +225,17 @@ impl Row {
         self
     }
 
+    /// Sets a target on the ratio: at least `min`.
+    fn ratio_at_least(mut self, min: f64, text: &str) -> Row {
+        if let Some(r) = self.ratio() {
+            self.target = Some(Target {
+                text: text.into(),
+                met: r >= min,
+            });
+        }
+        self
+    }
+
     /// Sets a target on the ratio: at most `max`.
     fn ratio_at_most(mut self, max: f64, text: &str) -> Row {
         if let Some(r) = self.ratio() {
@@ -259,6 +273,7 @@ pub fn run(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Vec<Row> {
             "memory" => measure::memory(opts),
             "workers" => measure::workers(opts),
             "amplification" => amplification::amplification(opts, progress),
+            "serve" => serve::serve(opts, progress),
             _ => Ok(Vec::new()),
         };
         match result {

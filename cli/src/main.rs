@@ -8,9 +8,11 @@ mod check;
 mod eval;
 mod humaneval;
 mod job_args;
+mod mcp;
 mod output;
 mod replay;
 mod run;
+mod serve;
 mod setup;
 
 use std::process::ExitCode;
@@ -56,6 +58,14 @@ enum Command {
     /// (raw wasmtime, native processes, python3), and print a table of medians and ratios.
     /// Build with --release first: `cargo run --release -p corral-cli -- bench`.
     Bench(bench::Args),
+    /// Serve HTTP: corral's own API (/v1/run, /v1/eval, /v1/records, /v1/replay), the
+    /// SandboxFusion (/run_code), Piston v2 (/api/v2) and Judge0 CE (/submissions) shapes, MCP
+    /// at /mcp, health, readiness and Prometheus metrics. Exit status 0 after a graceful
+    /// shutdown (SIGTERM/SIGINT: runs in flight finish, new ones are refused).
+    Serve(serve::Args),
+    /// Serve MCP (tools run_code, run_tests, replay) on stdio, or on streamable HTTP with
+    /// --http.
+    Mcp(mcp::Args),
 }
 
 fn main() -> ExitCode {
@@ -75,5 +85,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval::main(a),
         Command::Humaneval(a) => humaneval::main(a),
         Command::Bench(a) => bench::main(a),
+        Command::Serve(a) => serve::main(a),
+        Command::Mcp(a) => mcp::main(a),
     }
 }

@@ -11,6 +11,14 @@ use wasmparser::{ExternalKind, FuncType, Parser, Payload, TypeRef, Validator, Wa
 use crate::capability::imports;
 use crate::policy::Policy;
 
+/// Most core instances a component may create (admission refuses more; the limiter and the
+/// instance pool allow exactly this many).
+pub const MAX_COMPONENT_INSTANCES: usize = 64;
+/// Most linear memories a component may create (admission refuses more).
+pub const MAX_COMPONENT_MEMORIES: usize = 8;
+/// Most tables a component may create (admission refuses more).
+pub const MAX_COMPONENT_TABLES: usize = 16;
+
 /// What kind of binary the bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BinaryKind {
@@ -639,13 +647,12 @@ pub fn check_caps(info: &ModuleInfo, policy: &Policy) -> Result<(), Rejection> {
 
 /// What an instance of the binary needs must fit what any run can give it: the limiter and
 /// the instance pool allow one memory and one table per core module, and per component at
-/// most [`MAX_COMPONENT_INSTANCES`](crate::engine::MAX_COMPONENT_INSTANCES) core instances,
-/// [`MAX_COMPONENT_MEMORIES`](crate::engine::MAX_COMPONENT_MEMORIES) memories and
-/// [`MAX_COMPONENT_TABLES`](crate::engine::MAX_COMPONENT_TABLES) tables; the tables may not
+/// most [`MAX_COMPONENT_INSTANCES`](MAX_COMPONENT_INSTANCES) core instances,
+/// [`MAX_COMPONENT_MEMORIES`](MAX_COMPONENT_MEMORIES) memories and
+/// [`MAX_COMPONENT_TABLES`](MAX_COMPONENT_TABLES) tables; the tables may not
 /// start with more elements together than the policy's `table_elements`. A binary that asks for more could never be
 /// instantiated, so it is not admitted (`corral check` says so).
 fn check_shape(kind: BinaryKind, shape: Shape, policy: &Policy) -> Result<(), Rejection> {
-    use crate::engine::{MAX_COMPONENT_INSTANCES, MAX_COMPONENT_MEMORIES, MAX_COMPONENT_TABLES};
     let (instances, memories, tables) = match kind {
         BinaryKind::CoreModule => (1, 1, 1),
         BinaryKind::Component => (

@@ -291,13 +291,7 @@ pub(crate) enum Linked {
     },
 }
 
-/// Most core instances a component may create (admission refuses more; the limiter and the
-/// instance pool allow exactly this many).
-pub const MAX_COMPONENT_INSTANCES: usize = 64;
-/// Most linear memories a component may create (admission refuses more).
-pub const MAX_COMPONENT_MEMORIES: usize = 8;
-/// Most tables a component may create (admission refuses more).
-pub const MAX_COMPONENT_TABLES: usize = 16;
+pub use crate::admit::{MAX_COMPONENT_INSTANCES, MAX_COMPONENT_MEMORIES, MAX_COMPONENT_TABLES};
 
 /// The shared engine: create once per process, admit modules once, run them many times.
 /// Cheap to clone (an `Arc`).

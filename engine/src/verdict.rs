@@ -388,7 +388,7 @@ fn limit_message(kind: LimitKind, policy: &crate::Policy) -> String {
         LimitKind::OpenFiles => format!(
             "the guest reached the limit of {} open files (or of {} resource handles)",
             l.open_files,
-            crate::capability::rules::MAX_HANDLES
+            crate::policy::MAX_HANDLES
         ),
     }
 }

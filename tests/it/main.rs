@@ -16,6 +16,8 @@
 //! - `workers::…`: the second wall: worker lock-down probes, crashes, deadlines, load.
 //! - `architecture::…`: the library's modules are acyclic, the choke points hold, and the
 //!   command's files do not import each other.
+//! - `serve::…`: `corral serve` as a process on a loopback port, under faults (disconnects,
+//!   floods, SIGTERM, hostile bodies), with auth, records and the OpenAPI document.
 //! - `wall::…`: the wall clock holds when a guest reaches for a host object that would
 //!   block (a FIFO in a `:rw` dir): the run ends at its wall time plus the grace.
 //!
@@ -31,6 +33,7 @@ mod policies;
 mod replay;
 mod runners;
 mod seccomp;
+mod serve;
 mod support;
 mod wall;
 mod workers;
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
     trials.extend(architecture::trials());
     trials.extend(workers::trials());
     trials.extend(wall::trials());
+    trials.extend(serve::trials());
     let conclusion = libtest_mimic::run(&args, trials);
     print_record_sizes();
     conclusion.exit_code()

@@ -508,8 +508,9 @@ fn listing_caps() -> Result<(), Failed> {
         rec.inputs.dirs[0].tree = blob(&s, &serde_json::to_vec(&tree).map_err(|e| e.to_string())?)?;
         let changed = reseal(&s, rec)?;
         expect_refused(&s, &changed, what)?;
-        // Refused before anything was staged.
-        let left: Vec<_> = std::fs::read_dir(s.root.join("tmp"))
+        // Refused before anything was staged (in the engine's work dir, where replays
+        // rebuild their inputs).
+        let left: Vec<_> = std::fs::read_dir(s.engine.work_dir())
             .map_err(|e| e.to_string())?
             .flatten()
             .map(|e| e.file_name())

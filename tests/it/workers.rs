@@ -23,6 +23,10 @@ pub fn trials() -> Vec<Trial> {
             "workers::a_blocked_worker_is_killed_at_the_deadline",
             blocked,
         ),
+        Trial::test(
+            "workers::a_dropped_run_is_cancelled_and_its_worker_freed",
+            cancelled,
+        ),
         Trial::test("workers::required_walls", required_walls),
         Trial::test("workers::load_with_killed_workers", load),
     ]
@@ -192,6 +196,69 @@ fn blocked() -> Result<(), Failed> {
             &Invocation::default(),
             Recording::Off,
         ))
+        .map_err(|e| e.to_string())?
+        .report;
+    if next.verdict != Verdict::Ok {
+        return Err(format!("the next run: {:?} {}", next.verdict, next.message).into());
+    }
+    Ok(())
+}
+
+/// A caller that stops waiting (drops the run's future, as the service does when its client
+/// disconnects) cancels the run: the worker executing it is killed and replaced long before
+/// the run's wall time, and the next run proceeds at once.
+fn cancelled() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let engine = worker_engine(dir.path(), 1)?;
+    let mut policy = Policy::strict();
+    policy.limits.wall_time = Duration::from_secs(60);
+    let rt = rt();
+    let program = Program::prepare(&engine, &wat(OK_WAT), &policy).map_err(|e| e.to_string())?;
+    let before = rt.block_on(engine.worker_pids());
+    let mut inv = Invocation::default();
+    inv.env.insert(job::TEST_HOOK_ENV.into(), "block".into());
+    let dropped = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_millis(300),
+            job::run(&engine, &program, &policy, &inv, Recording::Off),
+        )
+        .await
+    });
+    if dropped.is_ok() {
+        return Err("the blocked run came back".into());
+    }
+    let t = Instant::now();
+    loop {
+        let now = rt.block_on(engine.worker_pids());
+        if !now.is_empty() && now.iter().all(|p| !before.contains(p)) {
+            break;
+        }
+        // Killed within a watchdog period or two (40 ms here); without cancellation it would
+        // run until something else stops it (about 10 s here, or the 60 s wall time).
+        if t.elapsed() > Duration::from_secs(3) {
+            return Err(format!(
+                "the worker of the dropped run still runs after {:?} (pids {before:?} -> {now:?})",
+                t.elapsed()
+            )
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let next = rt
+        .block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                job::run(
+                    &engine,
+                    &program,
+                    &policy,
+                    &Invocation::default(),
+                    Recording::Off,
+                ),
+            )
+            .await
+        })
+        .map_err(|_| "the next run waited for the cancelled one")?
         .map_err(|e| e.to_string())?
         .report;
     if next.verdict != Verdict::Ok {

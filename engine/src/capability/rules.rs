@@ -58,10 +58,7 @@ pub const MAX_POLL_SIZE: u64 = 65_536;
 /// (the WASI 0.2 contract); more is a trap.
 pub const MAX_BLOCKING_WRITE: u64 = 4096;
 
-/// Most resources (descriptors, streams, pollables, …) a component run may hold at once in
-/// the host's table; one more is a `limit = open_files`. Below wasmtime's own per-store
-/// handle cap (100,000), so the host's cap is never what stops a guest.
-pub const MAX_HANDLES: usize = 20_000;
+pub use crate::policy::MAX_HANDLES;
 
 /// Host work a call causes beyond the call itself, charged in fuel ([`Work::fuel`]).
 ///

@@ -50,6 +50,38 @@ impl Language {
         }
     }
 
+    /// The language a request names, in the spellings eval pipelines and judges use
+    /// (case-insensitive): `python`, `python3`, `py`; `c`; `cpp`, `c++`, `cxx`; `rust`, `rs`;
+    /// `javascript`, `js`, `nodejs`, `node`; `wat`; `wasm`. Python is run by the runner its
+    /// imports call for; `python-sci` names the scientific runner whatever the imports.
+    pub fn from_name(name: &str) -> Option<Language> {
+        match name.to_ascii_lowercase().as_str() {
+            "python" | "python3" | "py" => Some(Language::Python),
+            "python-sci" => Some(Language::PythonSci),
+            "c" => Some(Language::C),
+            "cpp" | "c++" | "cxx" | "cc" => Some(Language::Cpp),
+            "rust" | "rs" => Some(Language::Rust),
+            "javascript" | "js" | "nodejs" | "node" => Some(Language::JavaScript),
+            "wat" => Some(Language::Wat),
+            "wasm" => Some(Language::Wasm),
+            _ => None,
+        }
+    }
+
+    /// The file name a program of this language is shown under when it has none (`main.py`,
+    /// `main.c`, …): what runners see as `argv[0]`.
+    pub fn default_file_name(self) -> &'static str {
+        match self {
+            Language::Wasm => "main.wasm",
+            Language::Wat => "main.wat",
+            Language::Rust => "main.rs",
+            Language::C => "main.c",
+            Language::Cpp => "main.cpp",
+            Language::Python | Language::PythonPlain | Language::PythonSci => "main.py",
+            Language::JavaScript => "main.js",
+        }
+    }
+
     /// A short lowercase name.
     pub fn name(self) -> &'static str {
         match self {

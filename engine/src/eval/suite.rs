@@ -28,7 +28,7 @@ use serde::Deserialize;
 
 use super::compare::Compare;
 use crate::job::Invocation;
-use crate::policy::{Fuel, Policy};
+use crate::policy::{LimitRequest, Policy};
 use crate::sandbox::DirGrant;
 
 /// Largest suite file, and largest case file.
@@ -70,16 +70,6 @@ struct DirFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LimitsFile {
-    fuel: Option<u64>,
-    wall_time_ms: Option<u64>,
-    memory_bytes: Option<u64>,
-    stdout_bytes: Option<u64>,
-    stderr_bytes: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct CaseFile {
     name: Option<String>,
     stdin: Option<String>,
@@ -96,7 +86,7 @@ struct CaseFile {
     expect_stdout_file: Option<String>,
     expect_exit: Option<i32>,
     compare: Option<String>,
-    limits: Option<LimitsFile>,
+    limits: Option<LimitRequest>,
 }
 
 /// One test case, resolved.
@@ -274,7 +264,7 @@ impl Suite {
                 .unwrap_or(default_compare);
             let case_policy = match &c.limits {
                 None => policy.clone(),
-                Some(l) => Arc::new(lowered(&policy, l).map_err(&cerr)?),
+                Some(l) => Arc::new(policy.lowered(l).map_err(&cerr)?),
             };
             cases.push(Case {
                 name,
@@ -300,36 +290,4 @@ impl Suite {
             cases,
         })
     }
-}
-
-/// The policy with a case's limits, each of which must not exceed the policy's.
-fn lowered(policy: &Policy, l: &LimitsFile) -> Result<Policy, String> {
-    let mut p = policy.clone();
-    let check = |key: &str, v: u64, max: u64| {
-        if v > max {
-            Err(format!("`limits.{key}` = {v} is above the policy's {max}"))
-        } else {
-            Ok(v)
-        }
-    };
-    if let Some(v) = l.fuel {
-        p.limits.fuel = Fuel(check("fuel", v, policy.limits.fuel.0)?);
-    }
-    if let Some(v) = l.wall_time_ms {
-        let max = u64::try_from(policy.limits.wall_time.as_millis()).unwrap_or(u64::MAX);
-        if v == 0 {
-            return Err("`limits.wall_time_ms` must be at least 1".into());
-        }
-        p.limits.wall_time = std::time::Duration::from_millis(check("wall_time_ms", v, max)?);
-    }
-    if let Some(v) = l.memory_bytes {
-        p.limits.memory.0 = check("memory_bytes", v, policy.limits.memory.0)?;
-    }
-    if let Some(v) = l.stdout_bytes {
-        p.limits.stdout.0 = check("stdout_bytes", v, policy.limits.stdout.0)?;
-    }
-    if let Some(v) = l.stderr_bytes {
-        p.limits.stderr.0 = check("stderr_bytes", v, policy.limits.stderr.0)?;
-    }
-    Ok(p)
 }

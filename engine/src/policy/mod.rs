@@ -53,6 +53,12 @@ pub const MAX_ENV_VARS: usize = 256;
 /// At most this many bytes of environment (`KEY=VALUE\0` summed) reach a guest.
 pub const MAX_ENV_BYTES: usize = 64 * 1024;
 
+/// Most resources (descriptors, streams, pollables, …) a component run may hold at once in
+/// the host's table; one more is a `limit = open_files`. Below wasmtime's own per-store
+/// handle cap (100,000), so the host's cap is never what stops a guest. A fixed limit of the
+/// gate (`capability::rules`), here so that the verdict messages can name it.
+pub const MAX_HANDLES: usize = 20_000;
+
 /// A deterministic CPU budget in wasmtime fuel units (about one per wasm instruction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Fuel(pub u64);
@@ -339,6 +345,48 @@ impl Policy {
         file::to_canonical_toml(self)
     }
 
+    /// This policy with `req`'s lower limits: a request may lower any limit it names, never
+    /// raise one.
+    ///
+    /// # Errors
+    ///
+    /// The first key above this policy's value (``"`limits.KEY` = V is above the policy's
+    /// MAX"``), or `wall_time_ms = 0`.
+    pub fn lowered(&self, req: &LimitRequest) -> Result<Policy, String> {
+        let mut p = self.clone();
+        let check = |key: &str, v: u64, max: u64| {
+            if v > max {
+                Err(format!("`limits.{key}` = {v} is above the policy's {max}"))
+            } else {
+                Ok(v)
+            }
+        };
+        if let Some(v) = req.fuel {
+            p.limits.fuel = Fuel(check("fuel", v, self.limits.fuel.0)?);
+        }
+        if let Some(v) = req.wall_time_ms {
+            let max = u64::try_from(self.limits.wall_time.as_millis()).unwrap_or(u64::MAX);
+            if v == 0 {
+                return Err("`limits.wall_time_ms` must be at least 1".into());
+            }
+            p.limits.wall_time = Duration::from_millis(check("wall_time_ms", v, max)?);
+        }
+        if let Some(v) = req.memory_bytes {
+            p.limits.memory.0 = check("memory_bytes", v, self.limits.memory.0)?;
+        }
+        if let Some(v) = req.stdout_bytes {
+            p.limits.stdout.0 = check("stdout_bytes", v, self.limits.stdout.0)?;
+        }
+        if let Some(v) = req.stderr_bytes {
+            p.limits.stderr.0 = check("stderr_bytes", v, self.limits.stderr.0)?;
+        }
+        debug_assert!(
+            p.within(self).is_ok(),
+            "a lowered policy stays within its own"
+        );
+        Ok(p)
+    }
+
     /// Checks that `self` grants nothing `max` does not: every limit at most `max`'s, no
     /// scratch or rw dirs unless `max` has them.
     ///
@@ -392,6 +440,24 @@ impl Policy {
         }
         Ok(())
     }
+}
+
+/// Lower limits asked for by one case or one request (an eval suite's `limits = {…}`, the
+/// service's `limits` object): each key, when present, replaces the policy's value and must
+/// not exceed it. Applied with [`Policy::lowered`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitRequest {
+    /// Fuel units.
+    pub fuel: Option<u64>,
+    /// Milliseconds (at least 1).
+    pub wall_time_ms: Option<u64>,
+    /// Bytes of linear memory.
+    pub memory_bytes: Option<u64>,
+    /// Bytes of captured stdout.
+    pub stdout_bytes: Option<u64>,
+    /// Bytes of captured stderr.
+    pub stderr_bytes: Option<u64>,
 }
 
 /// Checks one environment variable; used for policy `[env]` and for `--env`.

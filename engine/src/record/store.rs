@@ -183,6 +183,57 @@ impl RecordStore {
         Ok(path)
     }
 
+    /// The id of the record at `path` in a store (`blake3:` + the hex of its bytes, which is
+    /// its file name): what the service answers instead of a host path.
+    pub fn id_of(path: &Path) -> Option<String> {
+        let stem = path.file_stem()?.to_str()?;
+        let dir = path.parent()?.file_name()?.to_str()?;
+        let id = format!("blake3:{dir}{stem}");
+        parse_hash(&id).map(|_| id)
+    }
+
+    /// Where the record named `id` (`blake3:<64 hex>` or the bare hex) would be in this store;
+    /// `None` for anything that is not such a name.
+    pub fn record_path(&self, id: &str) -> Option<PathBuf> {
+        let hex = id.strip_prefix("blake3:").unwrap_or(id);
+        if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let hash = parse_hash(&format!("blake3:{hex}"))?;
+        let (a, b) = hex_parts(&hash);
+        Some(self.root.join("records").join(a).join(format!("{b}.json")))
+    }
+
+    /// Reads the record named `id` and checks that its bytes hash to its name.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when `id` is not a record
+    /// name, the record is not in the store (or reached through a link), too large, or
+    /// altered. Messages never name a host path.
+    pub fn read_record(&self, id: &str) -> Result<Vec<u8>, Error> {
+        let path = self.record_path(id).ok_or_else(|| {
+            Error::invalid_input(format!(
+                "`{}` is not a record id (hint: `blake3:` and 64 hex digits)",
+                id.escape_debug()
+            ))
+        })?;
+        if std::fs::symlink_metadata(&path).is_err() || !self.inside(&path) {
+            return Err(Error::invalid_input(format!(
+                "record {id} is not in the store"
+            )));
+        }
+        let bytes = crate::hostfs::read_bounded(&path, super::format::MAX_RECORD_BYTES as u64)
+            .map_err(|_| Error::invalid_input(format!("record {id} cannot be read")))?;
+        let hex = id.strip_prefix("blake3:").unwrap_or(id);
+        if blake3::hash(&bytes).to_hex().as_str() != hex {
+            return Err(Error::invalid_input(format!(
+                "record {id} was altered (its contents do not match its name)"
+            )));
+        }
+        Ok(bytes)
+    }
+
     /// The store a record file lives in, if it sits in one (`<root>/records/xx/…json`).
     pub fn containing(record: &Path) -> Option<RecordStore> {
         let root = record.parent()?.parent()?;

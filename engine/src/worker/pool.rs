@@ -7,7 +7,9 @@
 //! plus the grace; when a worker dies (killed, crashed, OOM-killed), its current run ends —
 //! `limit = wall_time` if the watchdog killed it, `host_error` naming what happened
 //! otherwise — and its other pending runs, which had not started, are sent again to another
-//! worker. A replacement is started at once. Runs with directory grants get a one-off
+//! worker. A replacement is started at once. A run whose caller stops waiting (its future is
+//! dropped: a client disconnected) is cancelled the same way: its worker is killed and
+//! replaced, its other runs sent again. Runs with directory grants get a one-off
 //! worker whose Landlock rules include their directories.
 
 use std::collections::{BTreeMap, HashSet};
@@ -655,15 +657,21 @@ fn watchdog(shared: std::sync::Weak<Shared>) {
                 dead += 1;
                 continue;
             }
-            let overdue = {
+            let (overdue, cancelled) = {
                 let pending = lock(&w.pending);
-                pending
-                    .values()
-                    .next()
-                    .is_some_and(|p| lock(&w.head_since).elapsed() > p.wall + grace)
+                pending.values().next().map_or((false, false), |p| {
+                    (
+                        lock(&w.head_since).elapsed() > p.wall + grace,
+                        p.tx.is_closed(),
+                    )
+                })
             };
             if overdue {
                 w.killed.store(true, Ordering::SeqCst);
+                kill(w);
+            } else if cancelled {
+                // Nobody waits for the run it is executing (the caller dropped it: a client
+                // disconnected): stop it and free the worker; its queued runs are sent again.
                 kill(w);
             }
         }
