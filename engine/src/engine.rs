@@ -288,6 +288,8 @@ pub(crate) enum Linked {
     Reactor {
         pre: InstancePre<RunState>,
         lib: PathBuf,
+        /// matplotlib's data directory, preopened read-only inside the library's path.
+        mpl_data: Option<PathBuf>,
     },
 }
 
@@ -369,6 +371,24 @@ impl GuestModule {
 
     pub(crate) fn linked(&self) -> &Linked {
         &self.linked
+    }
+
+    /// Re-checks the policy-dependent caps for a run under `policy` (a pinned runner's
+    /// own, see [`admit::check_runner_caps`]).
+    ///
+    /// # Errors
+    ///
+    /// The first cap the module exceeds under `policy`.
+    pub(crate) fn check_caps(&self, policy: &Policy) -> Result<(), Rejection> {
+        check_caps(&self.info, &self.linked, policy)
+    }
+}
+
+/// The caps of `policy` that apply to a module: a reactor runner's own, or a guest's.
+fn check_caps(info: &ModuleInfo, linked: &Linked, policy: &Policy) -> Result<(), Rejection> {
+    match linked {
+        Linked::Reactor { .. } => admit::check_runner_caps(info, policy),
+        Linked::Core(_) | Linked::Component(_) => admit::check_caps(info, policy),
     }
 }
 
@@ -599,9 +619,6 @@ impl Engine {
     /// feature, a cap exceeded, a missing entry point, a link failure.
     pub fn admit(&self, bytes: &[u8], policy: &Policy) -> Result<GuestModule, Rejection> {
         let hash = ModuleHash::of(bytes);
-        if crate::compile::runner::is_reactor_runner(hash, self.inner.config.cache_dir.as_deref()) {
-            return self.admit_reactor_runner(hash, Some(bytes), None, policy);
-        }
         let source = ModuleSource::Bytes(Arc::from(bytes));
         if let Some(m) = self.cached(hash, policy, &source)? {
             return Ok(m);
@@ -632,9 +649,6 @@ impl Engine {
         hash: ModuleHash,
         policy: &Policy,
     ) -> Result<GuestModule, Rejection> {
-        if crate::compile::runner::is_reactor_runner(hash, self.inner.config.cache_dir.as_deref()) {
-            return self.admit_reactor_runner(hash, None, Some(path), policy);
-        }
         let source = ModuleSource::File(path.to_path_buf());
         if let Some(m) = self.cached(hash, policy, &source)? {
             return Ok(m);
@@ -677,20 +691,36 @@ impl Engine {
             .map_err(|e| Rejection(e.clone()))
     }
 
-    /// Admits the scientific Python runner (recognised by its pinned hash, from a file or
-    /// from bytes, e.g. a record's blob) on its own engine. Provisions it if this machine has
-    /// not built it yet (its standard-library directory comes with it).
+    /// Admits the scientific Python runner on its own engine (exceptions enabled, WASI
+    /// preview 1 plus `host::call`), from `bytes` (a record's blob) or else from the file at
+    /// `path`, whose blake3 must be `hash`. The caller has checked that `hash` is the pinned
+    /// runner built on this machine (the job stage's `admit` does); `lib` is its
+    /// standard-library directory and `mpl_data` matplotlib's data, both preopened read-only
+    /// in every run. Only the memory the runner starts with is held against the policy
+    /// ([`admit::check_runner_caps`]).
+    ///
+    /// # Errors
+    ///
+    /// The runner engine cannot be made, the file cannot be read or does not match `hash`,
+    /// the bytes are not such a reactor, its memory exceeds the policy's, or it cannot be
+    /// compiled or linked.
     #[expect(
         unsafe_code,
         reason = "deserializing precompiled code this engine produced"
     )]
-    fn admit_reactor_runner(
+    pub(crate) fn admit_reactor_runner(
         &self,
         hash: ModuleHash,
         bytes: Option<&[u8]>,
-        path: Option<&std::path::Path>,
+        path: &std::path::Path,
+        lib: PathBuf,
+        mpl_data: Option<PathBuf>,
         policy: &Policy,
     ) -> Result<GuestModule, Rejection> {
+        let source = match bytes {
+            Some(b) => ModuleSource::Bytes(Arc::from(b)),
+            None => ModuleSource::File(path.to_path_buf()),
+        };
         let hit = self
             .inner
             .modules
@@ -698,39 +728,18 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .get(&hash)
             .cloned();
-        let source = |p: &std::path::Path| match bytes {
-            Some(b) => ModuleSource::Bytes(Arc::from(b)),
-            None => ModuleSource::File(path.unwrap_or(p).to_path_buf()),
-        };
-        let cache_dir = self.inner.config.cache_dir.as_deref().ok_or_else(|| {
-            Rejection(
-                "the scientific Python runner needs a cache directory (set CORRAL_HOME)".into(),
-            )
-        })?;
-        let runner = crate::compile::runner::ensure(
-            crate::compile::runner::RunnerKind::PythonSci,
-            cache_dir,
-        )
-        .map_err(|e| Rejection(e.message().to_string()))?;
-        if runner.hash != hash {
-            return Err(Rejection(
-                "the module is not the scientific Python runner built here".into(),
-            ));
-        }
-        if let Some((info, compiled)) = hit {
+        if let Some((info, linked)) = hit
+            && matches!(*linked, Linked::Reactor { .. })
+        {
             admit::check_runner_caps(&info, policy)?;
             return Ok(GuestModule {
                 hash,
                 info,
-                source: source(&runner.wasm),
-                linked: compiled,
+                source,
+                linked,
             });
         }
         let sci = self.sci()?;
-        let lib = runner
-            .lib
-            .clone()
-            .ok_or_else(|| Rejection("the runner has no library directory".into()))?;
         let cached = sci.artifacts.as_ref().and_then(|a| a.lookup(&hash));
         let (info, module) = match cached {
             Some((art, info)) => {
@@ -745,11 +754,16 @@ impl Engine {
                 let bytes = match bytes {
                     Some(b) => b,
                     None => {
-                        read = std::fs::read(&runner.wasm)
+                        read = std::fs::read(path)
                             .map_err(|e| Rejection(format!("cannot read the runner: {e}")))?;
                         &read
                     }
                 };
+                if ModuleHash::of(bytes) != hash {
+                    return Err(Rejection(
+                        "the runner file does not match its recorded hash".into(),
+                    ));
+                }
                 let info = admit::admit_reactor_runner(bytes)?;
                 let module = Module::from_binary(&sci.wasmtime, bytes)
                     .map_err(|e| Rejection(format!("the runner failed to compile: {e}")))?;
@@ -767,8 +781,8 @@ impl Engine {
         Ok(self.remember(
             hash,
             info,
-            Arc::new(Linked::Reactor { pre, lib }),
-            source(&runner.wasm),
+            Arc::new(Linked::Reactor { pre, lib, mpl_data }),
+            source,
         ))
     }
 
@@ -787,7 +801,7 @@ impl Engine {
             .get(&hash)
             .cloned();
         if let Some((info, compiled)) = hit {
-            admit::check_caps(&info, policy)?;
+            check_caps(&info, &compiled, policy)?;
             return Ok(Some(GuestModule {
                 hash,
                 info,

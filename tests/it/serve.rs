@@ -433,7 +433,10 @@ fn worker_killed() -> Result<(), Failed> {
     for victim in workers.iter().take(2) {
         std::thread::sleep(Duration::from_millis(700));
         // SAFETY: kill takes integers; the pid is a child of the server we started.
-        #[expect(unsafe_code, reason = "killing a worker process is the fault under test")]
+        #[expect(
+            unsafe_code,
+            reason = "killing a worker process is the fault under test"
+        )]
         let r = unsafe { libc::kill(*victim, libc::SIGKILL) };
         if r == 0 {
             kills += 1;
@@ -454,7 +457,11 @@ fn worker_killed() -> Result<(), Failed> {
     // Each kill ends at most the one run its worker was executing; its queued runs are sent
     // to another worker. The workers are busy all along, so at least one kill hits a run.
     if errors.is_empty() || errors.len() > kills {
-        return Err(format!("{kills} kills gave {} host errors: {errors:?}", errors.len()).into());
+        return Err(format!(
+            "{kills} kills gave {} host errors: {errors:?}",
+            errors.len()
+        )
+        .into());
     }
     if !errors.iter().all(|m| m.contains("signal 9")) {
         return Err(format!("host errors that do not name the signal: {errors:?}").into());

@@ -174,6 +174,18 @@ pub struct RunnerArtifact {
     pub lib: Option<PathBuf>,
 }
 
+impl RunnerArtifact {
+    /// matplotlib's data directory beside the standard library (the scientific runner
+    /// only, once extracted).
+    pub fn mpl_data(&self) -> Option<PathBuf> {
+        self.lib
+            .as_ref()
+            .and_then(|l| l.parent())
+            .map(|d| d.join(MPL_DATA_DIR))
+            .filter(|d| d.is_dir())
+    }
+}
+
 /// What `runners/pins.toml` says about one runner.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -764,11 +776,9 @@ fn build_python_sci(dir: &Path) -> Result<PathBuf, Error> {
     Ok(built)
 }
 
-/// Where matplotlib's data directory goes beside the runner, and where the guest sees it:
-/// matplotlib reads it next to its own files, which live inside the standard-library zip.
+/// Where matplotlib's data directory goes beside the runner (the guest sees it inside the
+/// standard-library zip's path, where matplotlib looks for it).
 pub const MPL_DATA_DIR: &str = "mpl-data";
-/// The guest path of [`MPL_DATA_DIR`].
-pub const MPL_DATA_GUEST: &str = "/usr/local/lib/python315.zip/matplotlib/mpl-data";
 
 /// Extracts matplotlib's data (fonts, styles, `matplotlibrc`), an archive inside the
 /// standard-library zip, into `runner_dir/mpl-data`, once.

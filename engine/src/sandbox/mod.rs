@@ -303,7 +303,7 @@ impl Sandbox {
             );
             scratch_dir = Some(dir);
         }
-        if let Linked::Reactor { lib, .. } = self.module.linked() {
+        if let Linked::Reactor { lib, mpl_data, .. } = self.module.linked() {
             // The runner's standard library, first (descriptor 3), as when it was built, and
             // matplotlib's data where matplotlib looks for it (inside the zip's path).
             preopens.insert(
@@ -314,16 +314,12 @@ impl Sandbox {
                     writable: false,
                 },
             );
-            if let Some(mpl) = lib
-                .parent()
-                .map(|d| d.join(crate::compile::runner::MPL_DATA_DIR))
-                .filter(|d| d.is_dir())
-            {
+            if let Some(mpl) = mpl_data {
                 preopens.insert(
                     1,
                     Preopen {
-                        host: mpl,
-                        guest: crate::compile::runner::MPL_DATA_GUEST.to_string(),
+                        host: mpl.clone(),
+                        guest: preinit::MPL_DATA_GUEST.to_string(),
                         writable: false,
                     },
                 );

@@ -40,6 +40,9 @@ use crate::policy::Policy;
 pub(crate) const ARGV0: &str = "/usr/local/bin/python.wasm";
 /// Where the standard-library zip is preopened (read-only), at build and at run time.
 pub(crate) const LIB_GUEST: &str = "/usr/local/lib";
+/// Where matplotlib's data directory is preopened (read-only) at run time: matplotlib reads
+/// it next to its own files, which live inside the standard-library zip.
+pub(crate) const MPL_DATA_GUEST: &str = "/usr/local/lib/python315.zip/matplotlib/mpl-data";
 /// Fuel for the initialisation (imports cost ~10⁹-10¹⁰ instructions).
 const INIT_FUEL: u64 = 200_000_000_000;
 /// Memory for the initialisation.
