@@ -160,12 +160,24 @@ pub fn runner_wasm_features() -> WasmFeatures {
 /// and security settings with [`runner_wasm_features`], and no instance pool (one run of a
 /// ~100 MB interpreter per slot would need a pool of its own; instantiation maps the
 /// precompiled memory image copy-on-write either way).
+///
+/// Its GC heap holds only exception objects (the GC proposal is off), so it gets a small
+/// reservation that grows by moving (with explicit bounds checks) instead of wasmtime's
+/// default of a second 4 GiB reservation beside the linear memory's: a run then fits the
+/// address-space limit of a worker process (the pool's reservation + 8 GiB).
 pub(crate) fn runner_config() -> Config {
     let mut c = wasmtime_config(None);
     c.wasm_features(WasmFeatures::all(), false)
-        .wasm_features(runner_wasm_features(), true);
+        .wasm_features(runner_wasm_features(), true)
+        .gc_heap_reservation(RUNNER_GC_HEAP)
+        .gc_heap_guard_size(0)
+        .gc_heap_reservation_for_growth(RUNNER_GC_HEAP)
+        .gc_heap_may_move(true);
     c
 }
+
+/// The scientific runner's GC heap reservation, and its growth step (bytes).
+const RUNNER_GC_HEAP: u64 = 16 << 20;
 
 fn wasmtime_config(pool: Option<u32>) -> Config {
     let mut c = Config::new();
