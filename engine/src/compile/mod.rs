@@ -24,7 +24,8 @@ pub enum Language {
     C,
     /// `.cpp`, `.cc`.
     Cpp,
-    /// `.py`, run by the runner its imports call for ([`python_runner`]).
+    /// `.py`, run by the runner its imports call for ([`wants_sci_runner`]; `--runner`
+    /// chooses through [`Language::python_runner`]).
     Python,
     /// `.js`.
     JavaScript,
