@@ -15,6 +15,10 @@ import requests
 URL = os.environ["CORRAL_URL"]
 BIN = os.environ["CORRAL_BIN"]
 STORE = os.environ["CORRAL_STORE"]
+# The MCP SDK starts a stdio server with only a few inherited variables (HOME, PATH, …):
+# `corral mcp` gets the suite's CORRAL_HOME explicitly, so it uses the language runners that
+# home has built (not the user's cache, where a runner may still have to be built).
+MCP_ENV = {k: os.environ[k] for k in ("CORRAL_HOME",) if k in os.environ}
 
 CPP_OK = '#include <iostream>\nint main(){int a,b; std::cin>>a>>b; std::cout<<a+b<<"\\n";}\n'
 CPP_BAD = "int main() { return undefined_name; }\n"
@@ -220,7 +224,7 @@ async def exercise_mcp(client):
 
 def test_mcp_stdio():
     from mcp import Client, StdioServerParameters
-    params = StdioServerParameters(command=BIN, args=["mcp", "--record-dir", STORE])
+    params = StdioServerParameters(command=BIN, args=["mcp", "--record-dir", STORE], env=MCP_ENV)
 
     async def go():
         async with Client(params) as client:
@@ -231,7 +235,7 @@ def test_mcp_stdio():
 def test_mcp_stdio_low_level_session():
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client
-    params = StdioServerParameters(command=BIN, args=["mcp", "--record-dir", STORE])
+    params = StdioServerParameters(command=BIN, args=["mcp", "--record-dir", STORE], env=MCP_ENV)
 
     async def go():
         async with stdio_client(params) as (read, write):
