@@ -179,11 +179,29 @@ pub async fn run_suite(
 ) -> Result<Vec<CaseResult>, Error> {
     let source = Source::from_file(&suite.program, suite.policy.limits.module_bytes.0)?;
     let program = Arc::new(Program::prepare(engine, &source, &suite.policy)?);
-    let total = suite.cases.len();
+    run_cases(engine, program, suite.cases.clone(), opts, progress).await
+}
+
+/// Runs every case against a program prepared once (each case in a fresh sandbox under its
+/// own policy, `opts.jobs` at a time), calling `progress(done, total)` as cases finish.
+/// Results come back in case order. [`run_suite`] is this for a suite file; embedders that
+/// build cases themselves (the Python package's `Engine.eval`) call it directly.
+///
+/// # Errors
+///
+/// Host failures. Guest outcomes, invalid invocations included, are results.
+pub async fn run_cases(
+    engine: &Engine,
+    program: Arc<Program>,
+    cases: Vec<Case>,
+    opts: &EvalOptions,
+    progress: impl Fn(usize, usize) + Send + Sync + 'static,
+) -> Result<Vec<CaseResult>, Error> {
+    let total = cases.len();
     let progress = Arc::new(progress);
     let permits = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, case) in suite.cases.iter().cloned().enumerate() {
+    for (i, case) in cases.into_iter().enumerate() {
         let (engine, program, permits, store) = (
             engine.clone(),
             program.clone(),
