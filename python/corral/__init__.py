@@ -149,9 +149,9 @@ def run(
         policy=policy,
         stdin=stdin,
         args=args,
-        env=dict(env) if env is not None else None,
+        env=_mapping(env),
         seed=seed,
-        files=dict(files) if files is not None else None,
+        files=_mapping(files),
         input=input,
         record=record,
         name=name,
@@ -180,9 +180,9 @@ async def run_async(
         policy=policy,
         stdin=stdin,
         args=args,
-        env=dict(env) if env is not None else None,
+        env=_mapping(env),
         seed=seed,
-        files=dict(files) if files is not None else None,
+        files=_mapping(files),
         input=input,
         record=record,
         name=name,
@@ -232,6 +232,12 @@ def replay(record: PathLike | Report, *, best_effort: bool = False) -> ReplayRes
     more than this machine allows raises :class:`RecordError`; a run that differs is a
     result with ``identical == False`` and a ``divergence``."""
     return default_engine().replay(record, best_effort=best_effort)
+
+
+def _mapping(x: Any) -> Any:
+    """Any mapping becomes a dict (the native layer takes dicts); anything else is passed on
+    to be refused there with a proper message."""
+    return dict(x) if isinstance(x, Mapping) else x
 
 
 def _listed(x: Any) -> Any:

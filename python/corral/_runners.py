@@ -36,24 +36,19 @@ def bundled() -> dict[str, Path]:
 
 
 def _copy(src: Path, dst: Path) -> None:
-    """``dst`` becomes a copy of ``src``, atomically (a hard link when on one file system)."""
+    """``dst`` becomes a copy of ``src``, atomically. (A copy, not a hard link: a link would
+    let a write to the cache change the installed package.)"""
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    try:
-        tmp.unlink()
-    except FileNotFoundError:
-        pass
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
+    shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
 
 
 def install(cache_dir: str | os.PathLike[str] | None) -> list[str]:
     """Copies the bundled runner entries into ``cache_dir/runners`` where they are missing
-    or differ; returns the entries copied. ``runner.hash`` is written last, so a reader never
-    sees a hash without its module. Failures only warn: the engine can still build runners
-    itself where the host has the tools."""
+    or differ; returns the entries copied. A bundled module is checked against its hash
+    before it is copied, and ``runner.hash`` is written last, so a reader never sees a hash
+    without its module. Failures only warn: the engine can still build runners itself where
+    the host has the tools."""
     entries = bundled()
     if cache_dir is None or not entries:
         return []
@@ -68,6 +63,11 @@ def install(cache_dir: str | os.PathLike[str] | None) -> list[str]:
                 continue
         except OSError:
             pass
+        from ._corral import module_hash_of_file
+
+        if module_hash_of_file(src / "runner.wasm") != want.decode().strip():
+            warnings.warn(f"corral: the bundled runner {name} does not match its hash; not installed", stacklevel=2)
+            continue
         try:
             dst.mkdir(parents=True, exist_ok=True)
             files = sorted(f for f in src.iterdir() if f.is_file() and f.name.startswith("runner."))

@@ -249,6 +249,9 @@ pub struct Engine {
     inner: corral::Engine,
     policy: Arc<corral::Policy>,
     jobs: usize,
+    /// `jobs` permits: how many `run_async` guests run at once (the rest wait in order, as
+    /// `corral eval`'s cases do), so thousands of awaited runs do not contend for slots.
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 /// A compiled, admitted program bound to the engine that prepared it and the policy it was
@@ -656,6 +659,7 @@ impl Engine {
             inner,
             policy,
             jobs,
+            running: Arc::new(tokio::sync::Semaphore::new(jobs)),
         })
     }
 
@@ -768,7 +772,14 @@ impl Engine {
             input,
         };
         let job = self.run_job(program, language, name, policy, args, record)?;
-        future(py, job.run_async(), |py, r| {
+        let running = self.running.clone();
+        let work = async move {
+            let _permit = running.acquire_owned().await.map_err(|e| {
+                Fail::Corral(corral::Error::host(format!("the engine is closed: {e}")))
+            })?;
+            job.run_async().await
+        };
+        future(py, work, |py, r| {
             Ok(Py::new(py, Report::new(r))?.into_any())
         })
     }

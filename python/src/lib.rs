@@ -94,6 +94,16 @@ pub(crate) mod errors {
     }
 }
 
+/// `blake3:<hex>` of the file at `path`, as corral names modules (`module_hash`): used to
+/// check a bundled runner before it is installed into a cache.
+#[pyfunction]
+fn module_hash_of_file(py: Python<'_>, path: std::path::PathBuf) -> PyResult<String> {
+    let bytes = py
+        .detach(|| std::fs::read(&path))
+        .map_err(|e| errors::host(format!("cannot read `{}`: {e}", path.display())))?;
+    Ok(corral::ModuleHash::of(&bytes).to_string())
+}
+
 /// The native module.
 #[pymodule]
 fn _corral(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -106,6 +116,7 @@ fn _corral(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<results::HumanEvalResult>()?;
     m.add_class::<results::ReplayResult>()?;
     m.add_function(wrap_pyfunction!(results::pass_at_k, m)?)?;
+    m.add_function(wrap_pyfunction!(module_hash_of_file, m)?)?;
     m.add("WASMTIME_VERSION", corral::WASMTIME_VERSION)?;
     m.add("CORRAL_VERSION", env!("CARGO_PKG_VERSION"))?;
     Ok(())
