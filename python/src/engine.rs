@@ -74,13 +74,20 @@ fn joined<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, Fail> {
     r.map_err(|e| Fail::Corral(corral::Error::host(format!("a corral task failed: {e}"))))
 }
 
-/// Runs `work` with the GIL released, on this thread, and converts its result.
+/// Runs `work` with the GIL released and converts its result: on the shared runtime
+/// (`many`: work that runs guests concurrently, like eval), or on this thread alone.
 fn blocking<T: Send>(
     py: Python<'_>,
+    many: bool,
     work: impl Future<Output = Result<T, Fail>> + Send,
 ) -> PyResult<T> {
-    let rt = runtime()?;
-    py.detach(|| rt.block_on(work)).map_err(Fail::into_pyerr)
+    if many {
+        let rt = runtime()?;
+        py.detach(|| rt.block_on(work)).map_err(Fail::into_pyerr)
+    } else {
+        py.detach(|| crate::block_on_here(work))?
+            .map_err(Fail::into_pyerr)
+    }
 }
 
 /// Runs `work` on the runtime and returns an `asyncio` future of the current event loop
@@ -737,7 +744,7 @@ impl Engine {
         };
         let mut job = self.run_job(program, language, name, policy, args, record)?;
         let target = std::mem::replace(&mut job.target, Target::Source(empty_source()));
-        let report = blocking(py, async move {
+        let report = blocking(py, false, async move {
             let program = target.prepare(&job.engine, &job.policy)?;
             job.run(program).await
         })?;
@@ -779,9 +786,11 @@ impl Engine {
             })?;
             job.run_async().await
         };
-        future(py, work, |py, r| {
-            Ok(Py::new(py, Report::new(r))?.into_any())
-        })
+        future(
+            py,
+            work,
+            |py, r| Ok(Py::new(py, Report::new(r))?.into_any()),
+        )
     }
 
     /// Runs `cases` (dicts: `name`, `stdin`, `args`, `env`, `input`, `files`,
@@ -802,7 +811,7 @@ impl Engine {
     ) -> PyResult<EvalResult> {
         let mut job = self.eval_job(program, cases, language, policy, seed, jobs, record)?;
         let target = std::mem::replace(&mut job.target, Target::Source(empty_source()));
-        let out = blocking(py, async move {
+        let out = blocking(py, true, async move {
             let program = target.prepare(&job.engine, &job.policy)?;
             job.run(program).await
         })?;
@@ -845,7 +854,7 @@ impl Engine {
         jobs: Option<usize>,
     ) -> PyResult<HumanEvalResult> {
         let job = self.humaneval_job(problems, samples, k, language, policy, jobs)?;
-        blocking(py, job.run())
+        blocking(py, true, job.run())
     }
 
     /// As `humaneval`, as a coroutine.
@@ -882,7 +891,7 @@ impl Engine {
             best_effort,
             ..ReplayOptions::default()
         };
-        let inner = blocking(py, async move {
+        let inner = blocking(py, false, async move {
             corral::replay::replay(&engine, &path, &opts)
                 .await
                 .map_err(Fail::Replay)
@@ -921,7 +930,7 @@ impl Engine {
             program.inner.clone(),
             program.policy.clone(),
         );
-        blocking(py, async move {
+        blocking(py, false, async move {
             let started = Instant::now();
             for _ in 0..n {
                 job::run(
