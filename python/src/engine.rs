@@ -44,7 +44,9 @@ fn new_engine(
     if let Some(t) = temp_dir {
         config.temp_root = t;
     }
-    corral::Engine::new(config)
+    let engine = corral::Engine::new(config)?;
+    crate::signals::capture();
+    Ok(engine)
 }
 
 /// Why a job produced no result: a library error (by kind) or a refused record.
@@ -81,6 +83,7 @@ fn blocking<T: Send>(
     many: bool,
     work: impl Future<Output = Result<T, Fail>> + Send,
 ) -> PyResult<T> {
+    crate::signals::guard();
     if many {
         let rt = runtime()?;
         py.detach(|| rt.block_on(work)).map_err(Fail::into_pyerr)
@@ -107,10 +110,15 @@ fn future<'py, T: Send + 'static>(
     let fut = event_loop.call_method0("create_future")?;
     let (event_loop, target) = (event_loop.unbind(), fut.clone().unbind());
     let rt = runtime()?;
-    let handle = rt.spawn(work);
+    let handle = rt.spawn(async move {
+        crate::signals::guard();
+        work.await
+    });
     rt.spawn(async move {
         let out = joined(handle.await).and_then(|r| r);
-        Python::attach(|py| {
+        // The runtime's workers never wait for the GIL: the result goes to the thread that
+        // hands results to event loops.
+        crate::complete(Box::new(move |py: Python<'_>| {
             let (ok, value) = match out.map_err(Fail::into_pyerr).and_then(|t| wrap(py, t)) {
                 Ok(v) => (true, v),
                 Err(e) => (false, e.into_value(py).into_any()),
@@ -118,7 +126,7 @@ fn future<'py, T: Send + 'static>(
             // A closed loop has nobody waiting: nothing to tell.
             let _ =
                 event_loop.call_method1(py, "call_soon_threadsafe", (resolve, target, ok, value));
-        });
+        }));
     });
     Ok(fut)
 }

@@ -23,6 +23,7 @@ mod convert;
 mod engine;
 mod inputs;
 mod results;
+mod signals;
 
 /// The process's runtime: multi-threaded, one worker per core, created on first use. A
 /// process forked after that gets its own (a runtime's threads do not survive `fork`).
@@ -47,6 +48,45 @@ fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
     let rt: &'static tokio::runtime::Runtime = Box::leak(Box::new(rt));
     *slot = Some((pid, rt));
     Ok(rt)
+}
+
+/// Something to do with the GIL held: settle an `asyncio` future with a job's result.
+pub(crate) type Completion = Box<dyn FnOnce(Python<'_>) + Send>;
+
+/// Hands `done` to the process's completion thread, which takes the GIL once for every
+/// completion waiting and runs them. So the runtime's workers, which run guests, never block
+/// on the GIL (the event loop's thread may hold it for a while), and completions that finish
+/// together cost one GIL acquisition.
+pub(crate) fn complete(done: Completion) {
+    static TX: Mutex<Option<(u32, std::sync::mpsc::Sender<Completion>)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut slot = TX.lock().unwrap_or_else(|p| p.into_inner());
+    if !matches!(&*slot, Some((owner, _)) if *owner == pid) {
+        let (tx, rx) = std::sync::mpsc::channel::<Completion>();
+        let spawned = std::thread::Builder::new()
+            .name("corral-complete".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    // None: the interpreter is shutting down, and nobody is waiting.
+                    let _ = Python::try_attach(|py| {
+                        first(py);
+                        while let Ok(next) = rx.try_recv() {
+                            next(py);
+                        }
+                    });
+                }
+            });
+        if spawned.is_err() {
+            // No thread: settle it here, as a last resort.
+            drop(slot);
+            let _ = Python::try_attach(done);
+            return;
+        }
+        *slot = Some((pid, tx));
+    }
+    if let Some((_, tx)) = &*slot {
+        let _ = tx.send(done);
+    }
 }
 
 /// Runs `work` to completion on this thread, on a current-thread runtime of this thread's

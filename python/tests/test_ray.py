@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import time
 
 import pytest
+
+# Single-machine mode: every Ray process (and every node of the cluster below) uses the
+# loopback address, so no traffic leaves this machine's `lo`. Read when ray is imported.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 import corral
 from conftest import HUMANEVAL
@@ -19,6 +24,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 import corral.ray as corral_ray  # noqa: E402
 
 WORKERS = 3
+LOOPBACK = "127.0.0.1"
 
 
 def samples() -> list[dict]:
@@ -58,7 +64,9 @@ def expected() -> str:
 
 def test_cluster_rows_equal_the_single_process_rows(cluster, expected) -> None:
     c, nodes = cluster
-    assert len([n for n in ray.nodes() if n["Alive"]]) == WORKERS + 1
+    alive = [n for n in ray.nodes() if n["Alive"]]
+    assert len(alive) == WORKERS + 1
+    assert {n["NodeManagerAddress"] for n in alive} == {LOOPBACK}
     started = time.perf_counter()
     res = corral_ray.evaluate(samples(), HUMANEVAL, k=(1, 2), num_actors=WORKERS, batch_size=8)
     took = time.perf_counter() - started

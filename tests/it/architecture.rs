@@ -263,7 +263,13 @@ fn files_containing(dirs: &[&str], needle: &str) -> Vec<String> {
 }
 
 fn choke_points() -> Result<(), Failed> {
-    let everywhere = ["engine/src", "cli/src", "bench/src", "bench/benches", "python/src"];
+    let everywhere = [
+        "engine/src",
+        "cli/src",
+        "bench/src",
+        "bench/benches",
+        "python/src",
+    ];
     let rules: [(&str, &[&str]); 6] = [
         // Only the sandbox creates stores (the raw-wasmtime baselines live beside it).
         (
