@@ -25,6 +25,7 @@
 //! | `eval` | a 1,000-case suite vs a native process per case |
 //! | `humaneval` | the 164 HumanEval canonical solutions vs `python3` per problem |
 //! | `memory` | resident memory per live sandbox, and for 1,000 at once |
+//! | `workers` | the second wall: a run through a warm worker process vs in-process, throughput through workers, `corral run --isolate` as a whole process, HumanEval through workers |
 
 mod guests;
 mod measure;
@@ -54,7 +55,7 @@ pub struct BenchOptions {
 }
 
 /// The groups, in the order they run.
-pub const GROUPS: [&str; 11] = [
+pub const GROUPS: [&str; 12] = [
     "per-run",
     "throughput",
     "python",
@@ -66,6 +67,7 @@ pub const GROUPS: [&str; 11] = [
     "eval",
     "humaneval",
     "memory",
+    "workers",
 ];
 
 /// A measured quantity.
@@ -248,6 +250,7 @@ pub fn run(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Vec<Row> {
             "eval" => measure::eval(opts),
             "humaneval" => measure::humaneval(opts),
             "memory" => measure::memory(opts),
+            "workers" => measure::workers(opts),
             _ => Ok(Vec::new()),
         };
         match result {

@@ -1160,6 +1160,227 @@ pub(super) fn memory(opts: &BenchOptions) -> Rows {
     ])
 }
 
+// ---------------------------------------------------------------------------------------
+// workers
+
+/// An engine whose runs go to `n` worker processes (the `corral` executable).
+fn worker_engine(opts: &BenchOptions, exe: &Path, n: usize) -> Result<Engine, Error> {
+    Engine::new(EngineConfig {
+        temp_root: opts.temp_root.clone(),
+        cache_dir: Some(opts.cache_dir.clone()),
+        pool: Some(64),
+        isolation: corral::Isolation::Workers(corral::WorkerConfig {
+            program: exe.to_path_buf(),
+            workers: n,
+            ..corral::WorkerConfig::default()
+        }),
+        ..EngineConfig::default()
+    })
+}
+
+/// Trivial runs per second from `tasks` concurrent callers for `span`.
+fn rate(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    program: &Program,
+    policy: &Arc<Policy>,
+    tasks: usize,
+    span: Duration,
+) -> Result<f64, Error> {
+    let started = Instant::now();
+    let total: usize = rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for t in 0..tasks {
+            let (engine, program, policy) = (engine.clone(), program.clone(), policy.clone());
+            set.spawn(async move {
+                let mut n = 0usize;
+                while started.elapsed() < span {
+                    let r = run_job(
+                        &engine,
+                        &program,
+                        &policy,
+                        &seeded((t * 1_000_000 + n) as u64),
+                    )
+                    .await?;
+                    if r.verdict != Verdict::Ok {
+                        return Err(Error::host(r.message));
+                    }
+                    n += 1;
+                }
+                Ok::<usize, Error>(n)
+            });
+        }
+        let mut total = 0;
+        while let Some(r) = set.join_next().await {
+            total += r.map_err(|e| Error::host(format!("a benchmark task failed: {e}")))??;
+        }
+        Ok::<usize, Error>(total)
+    })?;
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+pub(super) fn workers(opts: &BenchOptions) -> Rows {
+    let Some(exe) = &opts.corral_exe else {
+        return Ok(vec![Row::skipped(
+            "workers",
+            "runs through worker processes",
+            "no corral executable (run `corral bench`)",
+        )]);
+    };
+    let threads = cores();
+    let wasm = wat(NOOP_WAT)?;
+    let strict = Arc::new(Policy::strict());
+    let local = engine(opts, Some(64))?;
+    let remote = worker_engine(opts, exe, threads)?;
+    let local_program = program_of(&local, &wasm, &strict)?;
+    let remote_program = program_of(&remote, &wasm, &strict)?;
+    let rt = current_thread()?;
+    let one = |engine: &Engine, program: &Program, i: u64| -> Result<Duration, Error> {
+        let t = Instant::now();
+        let r = rt.block_on(run_job(engine, program, &strict, &seeded(i)))?;
+        let d = t.elapsed();
+        expect_ok(&r, "the trivial module")?;
+        Ok(d)
+    };
+    for i in 0..300 {
+        one(&local, &local_program, i)?;
+        one(&remote, &remote_program, i)?;
+    }
+    let rounds = count(opts, 50, 10);
+    let (mut l, mut r) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for i in 0..50 {
+            l.push(one(&local, &local_program, (round * 50 + i) as u64)?);
+        }
+        for i in 0..50 {
+            r.push(one(&remote, &remote_program, (round * 50 + i) as u64)?);
+        }
+    }
+    let (l, r) = (Stats::of(&mut l), Stats::of(&mut r));
+    let mut rows = vec![
+        Row::new("workers", "trivial run through a warm worker, one at a time, p50", Value::Time(r.p50))
+            .baseline("the same run in-process", Value::Time(l.p50))
+            .at_most(Value::Time(l.p50 + Duration::from_micros(15)), "≤ in-process + 15 µs")
+            .note(format!(
+                "request and report over the worker's pipes, one run in flight; p99 {:?} (in-process p99 {:?}); {} runs each, interleaved",
+                r.p99, l.p99, r.n
+            )),
+    ];
+
+    // Throughput on every core, many runs in flight.
+    let span = Duration::from_millis(count(opts, 3000, 1000) as u64);
+    let mt = multi_thread(threads)?;
+    let local_rate = rate(&mt, &local, &local_program, &strict, threads * 32, span)?;
+    let remote_rate = rate(&mt, &remote, &remote_program, &strict, threads * 32, span)?;
+    rows.push(
+        Row::new(
+            "workers",
+            format!("trivial runs per second through {threads} workers"),
+            Value::Rate(remote_rate),
+        )
+        .baseline("in-process, same callers", Value::Rate(local_rate))
+        .at_least(Value::Rate(100_000.0), "≥ 100k/s")
+        .note(format!(
+            "{} concurrent callers, {span:?}; requests pipelined, up to {} ahead per worker",
+            threads * 32,
+            corral::WorkerConfig::default().depth
+        )),
+    );
+    drop(mt);
+
+    // The whole command with a worker.
+    let dir = temp_dir(opts)?;
+    let wat_file = dir.path().join("hello.wat");
+    std::fs::write(&wat_file, NOOP_WAT).map_err(|e| Error::host(e.to_string()))?;
+    let corral = |isolate: bool| {
+        let mut c = Command::new(exe);
+        c.arg("run").arg(&wat_file).arg("--no-record");
+        if isolate {
+            c.arg("--isolate");
+        }
+        c.env(
+            "CORRAL_HOME",
+            opts.cache_dir.parent().unwrap_or(&opts.cache_dir),
+        );
+        c
+    };
+    for _ in 0..3 {
+        spawn_time(&mut corral(false))?;
+        spawn_time(&mut corral(true))?;
+    }
+    let n = count(opts, 40, 10);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        a.push(spawn_time(&mut corral(false))?);
+        b.push(spawn_time(&mut corral(true))?);
+    }
+    let (a, b) = (Stats::of(&mut a), Stats::of(&mut b));
+    rows.push(
+        Row::new(
+            "workers",
+            "corral run --isolate hello.wat, whole process",
+            Value::Time(b.p50),
+        )
+        .baseline("corral run hello.wat (in-process)", Value::Time(a.p50))
+        .at_most(Value::Time(Duration::from_millis(4)), "≤ 4 ms")
+        .note(format!(
+            "starts and locks down one worker; {} runs each, interleaved; p99 {:?}",
+            b.n, b.p99
+        )),
+    );
+
+    // HumanEval's 164 canonical solutions through workers.
+    if let Ok(f) = fixtures(opts) {
+        let problems = humaneval::load_problems(&f.join("humaneval/HumanEval.jsonl.gz"))?;
+        let programs: Vec<String> = problems
+            .iter()
+            .map(|p| humaneval::program(Language::Python, p, &p.canonical_solution))
+            .collect();
+        let policy = Arc::new(humaneval::policy());
+        let mt = multi_thread(threads)?;
+        let local = engine(opts, Some(u32::try_from(threads * 2).unwrap_or(8)))?;
+        let remote = worker_engine(opts, exe, threads)?;
+        let grade = |engine: &Engine| -> Result<(Duration, usize), Error> {
+            let t = Instant::now();
+            let graded = mt.block_on(humaneval::grade_all(
+                engine,
+                Language::Python,
+                policy.clone(),
+                programs.clone(),
+                threads,
+                |_, _| {},
+            ))?;
+            Ok((t.elapsed(), graded.iter().filter(|g| g.passed).count()))
+        };
+        grade(&local)?;
+        grade(&remote)?;
+        let (mut l, mut r) = (Vec::new(), Vec::new());
+        let mut passed = (0, 0);
+        for _ in 0..count(opts, 3, 1) {
+            let (d, p) = grade(&local)?;
+            l.push(d);
+            passed.0 = p;
+            let (d, p) = grade(&remote)?;
+            r.push(d);
+            passed.1 = p;
+        }
+        rows.push(
+            Row::new(
+                "workers",
+                "HumanEval, 164 canonical solutions, through workers",
+                Value::Time(median(r)),
+            )
+            .baseline("in-process", Value::Time(median(l)))
+            .ratio_at_most(1.10, "≤ 1.10×")
+            .note(format!(
+                "{} / {} passed (in-process / workers); {threads} jobs",
+                passed.0, passed.1
+            )),
+        );
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@ pub fn main(a: Args) -> ExitCode {
             output::finish(&report, json, false, report.verdict.process_exit_status())
         }
     };
-    let engine = match setup::engine(None) {
+    let engine = match setup::engine(None, None) {
         Ok(e) => e,
         Err(e) => output::finish(&job::error_report(&e), json, false, exit::HOST),
     };

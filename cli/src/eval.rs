@@ -17,9 +17,13 @@ pub struct Args {
     /// Print one JSON object per case, then a summary object.
     #[arg(long)]
     json: bool,
-    /// Cases run at once (default: the number of cores).
+    /// Cases run at once (default: the number of cores): as many worker processes.
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// Run the guests in this process instead of in locked-down worker processes (one wall
+    /// instead of two; for comparisons and machines where workers cannot start).
+    #[arg(long)]
+    in_process: bool,
     /// Also write a JUnit XML report.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
@@ -56,7 +60,10 @@ pub fn main(a: Args) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let engine = match setup::engine(Some(u32::try_from(jobs * 2).unwrap_or(64))) {
+    let engine = match setup::engine(
+        Some(u32::try_from(jobs * 2).unwrap_or(64)),
+        (!a.in_process).then_some(jobs),
+    ) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("corral: {e}");

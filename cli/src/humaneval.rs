@@ -24,9 +24,13 @@ pub struct Args {
     /// The k of pass@k, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
     k: Vec<u64>,
-    /// Programs run at once (default: the number of cores).
+    /// Programs run at once (default: the number of cores): as many worker processes.
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// Run the guests in this process instead of in locked-down worker processes (one wall
+    /// instead of two; for comparisons and machines where workers cannot start).
+    #[arg(long)]
+    in_process: bool,
     /// A policy replacing the default HumanEval limits (bundled name or TOML file).
     #[arg(long, value_name = "NAME|PATH")]
     policy: Option<String>,
@@ -74,7 +78,10 @@ pub fn main(a: Args) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let engine = match setup::engine(Some(u32::try_from(jobs * 2).unwrap_or(64))) {
+    let engine = match setup::engine(
+        Some(u32::try_from(jobs * 2).unwrap_or(64)),
+        (!a.in_process).then_some(jobs),
+    ) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("corral: {e}");

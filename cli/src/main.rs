@@ -59,6 +59,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A worker process of the pool (started by this same program): no argument parsing,
+    // nothing before the lock-down.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == corral::worker::WORKER_ARG)
+    {
+        return corral::job::serve_worker();
+    }
     match Cli::parse().command {
         Command::Run(a) => run::main(a),
         Command::Check(a) => check::main(a),

@@ -2,7 +2,8 @@
 
 use std::io::{IsTerminal, Write};
 
-use corral::{AuditTrail, RunReport};
+use corral::RunReport;
+use corral::record::trail::TrailSnapshot;
 
 /// Makes guest bytes safe to show on a terminal: control characters other than newline and
 /// tab become visible escapes, so a guest cannot move the cursor, set the title or write the
@@ -162,9 +163,9 @@ pub fn finish(report: &RunReport, json: bool, ran: bool, status: u8) -> ! {
 }
 
 /// The audit trail, one call per line (`corral run --trace`).
-pub fn trace_text(trail: &AuditTrail) -> String {
-    let mut s = format!("── trace: {} host calls ──\n", trail.total());
-    for ev in trail.events() {
+pub fn trace_text(trail: &TrailSnapshot) -> String {
+    let mut s = format!("── trace: {} host calls ──\n", trail.total);
+    for ev in &trail.events {
         let result = match ev.errno {
             0 => format!("ok {}", ev.result),
             u16::MAX => "trap/exit".to_string(),
@@ -178,10 +179,10 @@ pub fn trace_text(trail: &AuditTrail) -> String {
     if !trail.complete() {
         s.push_str(&format!(
             "… {} more calls not kept in memory (they are in the chain hash)\n",
-            trail.total() - trail.events().len() as u64
+            trail.total - trail.events.len() as u64
         ));
     }
-    s.push_str(&format!("chain blake3:{}\n", trail.hash()));
+    s.push_str(&format!("chain blake3:{}\n", trail.hash));
     s
 }
 

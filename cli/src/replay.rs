@@ -35,7 +35,7 @@ pub fn main(a: Args) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let engine = match setup::engine(None) {
+    let engine = match setup::engine(None, None) {
         Ok(e) => e,
         Err(e) => output::finish(&job::error_report(&e), a.json, false, exit::HOST),
     };

@@ -26,6 +26,10 @@ pub struct Args {
     /// Print every host call the guest made (the gate's audit trail) to stderr.
     #[arg(long)]
     trace: bool,
+    /// Run the guest in a locked-down worker process (a second wall: seccomp, Landlock, no
+    /// network, rlimits) instead of in this process.
+    #[arg(long)]
+    isolate: bool,
     /// Arguments passed to the guest after `argv[0]` (which is always `main`).
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -44,14 +48,14 @@ pub fn main(a: Args) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let engine = match setup::engine(None) {
+    let engine = match setup::engine(None, a.isolate.then_some(1)) {
         Ok(e) => e,
         Err(e) => output::finish(&job::error_report(&e), json, false, exit::HOST),
     };
-    let recording = if a.no_record {
-        Recording::Off
-    } else {
-        Recording::On
+    let recording = match (a.no_record, a.trace) {
+        (false, _) => Recording::On,
+        (true, true) => Recording::Trail,
+        (true, false) => Recording::Off,
     };
     let outcome = Program::prepare(&engine, &job.source, &job.policy).map(|program| {
         rt.block_on(job::run(
@@ -71,7 +75,7 @@ pub fn main(a: Args) -> ExitCode {
             output::finish(&report, json, false, status)
         }
     };
-    if recording == Recording::On {
+    if !a.no_record {
         match a.record_dir.clone().or_else(RecordStore::default_location) {
             Some(dir) => {
                 if let Err(e) = outcome.write_record(&engine, &RecordStore::new(dir)) {

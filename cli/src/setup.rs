@@ -3,17 +3,26 @@
 
 use std::process::ExitCode;
 
-use corral::{Engine, EngineConfig, exit};
+use corral::{Engine, EngineConfig, Isolation, WorkerConfig, exit};
 
 /// The engine, configured from the environment ([`EngineConfig::from_env`]), with a pool of
-/// instance slots for commands that run many sandboxes at once.
+/// instance slots for commands that run many sandboxes at once, and, with `workers`, that
+/// many worker processes (the second wall) instead of running guests in this process.
 ///
 /// # Errors
 ///
-/// A host error (already printed).
-pub fn engine(pool: Option<u32>) -> Result<Engine, corral::Error> {
+/// The engine cannot be configured.
+pub fn engine(pool: Option<u32>, workers: Option<usize>) -> Result<Engine, corral::Error> {
+    let isolation = match workers {
+        Some(n) => Isolation::Workers(WorkerConfig {
+            workers: n.max(1),
+            ..WorkerConfig::default()
+        }),
+        None => Isolation::InProcess,
+    };
     Engine::new(EngineConfig {
         pool,
+        isolation,
         ..EngineConfig::from_env()
     })
 }

@@ -48,6 +48,9 @@ pub struct EngineConfig {
     /// time slice after which a running guest yields to others on the same thread. Verdicts
     /// other than `limit = wall_time` never depend on it. By default [`EPOCH_TICK`].
     pub epoch_tick: Duration,
+    /// Where guests run: in this process, or in supervised worker processes (a second
+    /// wall). By default in this process.
+    pub isolation: crate::worker::Isolation,
     /// Test-only weakening: stat results carry the host's raw timestamps and inode hashes.
     #[cfg(feature = "weaken-for-tests")]
     #[doc(hidden)]
@@ -78,6 +81,7 @@ impl Default for EngineConfig {
             cache_dir: None,
             pool: None,
             epoch_tick: EPOCH_TICK,
+            isolation: crate::worker::Isolation::InProcess,
             #[cfg(feature = "weaken-for-tests")]
             leak_host_metadata: false,
         }
@@ -187,6 +191,9 @@ fn pool_slots(n: u32) -> u32 {
 }
 
 struct Inner {
+    /// The worker pool, started on first use (with `Isolation::Workers`). Declared first:
+    /// fields drop in order, and its workers must be gone before their directories are.
+    workers: tokio::sync::OnceCell<crate::worker::pool::Pool>,
     /// This engine's work directory (see [`EngineConfig::temp_root`]), removed with
     /// everything in it when the engine is dropped.
     work: crate::hostfs::WorkDir,
@@ -285,6 +292,10 @@ impl GuestModule {
         }
     }
 
+    pub(crate) fn source(&self) -> &ModuleSource {
+        &self.source
+    }
+
     pub(crate) fn linked(&self) -> &Linked {
         &self.linked
     }
@@ -334,6 +345,7 @@ impl Engine {
                 config,
                 ticker: OnceLock::new(),
                 scratch: Mutex::new(Vec::new()),
+                workers: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -349,6 +361,74 @@ impl Engine {
     /// and a later engine sweeps it if this process is killed.
     pub fn work_dir(&self) -> &std::path::Path {
         self.inner.work.path()
+    }
+
+    /// The worker pool, started on first use; `None` when runs stay in this process.
+    ///
+    /// # Errors
+    ///
+    /// The workers cannot be started.
+    pub(crate) async fn workers(&self) -> Result<Option<&crate::worker::pool::Pool>, Error> {
+        let crate::worker::Isolation::Workers(config) = &self.inner.config.isolation else {
+            return Ok(None);
+        };
+        let pool = self
+            .inner
+            .workers
+            .get_or_try_init(|| async {
+                let config = config.clone();
+                let cache = self.inner.config.cache_dir.clone();
+                let root = self.work_dir().join("workers");
+                tokio::task::spawn_blocking(move || {
+                    crate::worker::pool::Pool::new(config, cache, root)
+                })
+                .await
+                .map_err(|e| Error::host(format!("cannot start the workers: {e}")))?
+            })
+            .await?;
+        Ok(Some(pool))
+    }
+
+    /// Test hook: a fresh worker of this engine's pool tries `probe` after lock-down;
+    /// `Ok(Ok(()))` means the call succeeded (a wall is down), `Ok(Err(why))` that it was
+    /// refused.
+    ///
+    /// # Errors
+    ///
+    /// The engine runs guests in-process, or the worker cannot be started.
+    #[cfg(feature = "test-hooks")]
+    pub async fn probe_worker(
+        &self,
+        probe: crate::worker::Probe,
+        outside: &std::path::Path,
+    ) -> Result<Result<(), String>, Error> {
+        let pool = self
+            .workers()
+            .await?
+            .ok_or_else(|| Error::host("the engine runs guests in-process"))?;
+        let outside = outside.to_path_buf();
+        let prober = pool.prober();
+        tokio::task::spawn_blocking(move || prober(probe, &outside))
+            .await
+            .map_err(|e| Error::host(e.to_string()))?
+    }
+
+    /// Test hook: the process ids of this engine's warm workers.
+    #[cfg(feature = "test-hooks")]
+    pub async fn worker_pids(&self) -> Vec<u32> {
+        match self.workers().await {
+            Ok(Some(pool)) => pool.pids(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Which walls runs of this engine get (starting the worker pool if it is configured).
+    ///
+    /// # Errors
+    ///
+    /// The workers cannot be started.
+    pub async fn walls(&self) -> Result<crate::worker::Walls, Error> {
+        Ok(self.workers().await?.map(|p| p.walls()).unwrap_or_default())
     }
 
     /// Removes the work directory now, for a process about to exit without dropping the

@@ -67,6 +67,7 @@ mod error;
 pub mod eval;
 pub mod exit;
 pub mod hostfs;
+pub mod inputs;
 pub mod job;
 pub mod policy;
 pub mod record;
@@ -75,6 +76,7 @@ pub mod replay;
 mod report;
 pub mod sandbox;
 mod verdict;
+pub mod worker;
 
 pub use admit::{BinaryKind, ModuleInfo, Rejection};
 pub use capability::audit::{
@@ -83,8 +85,9 @@ pub use capability::audit::{
 };
 pub use engine::{EPOCH_TICK, Engine, EngineConfig, GuestModule, WASMTIME_VERSION, wasm_features};
 pub use error::{Error, ErrorKind, Result};
+pub use inputs::{Access, DirGrant, Invocation, RunInputs, StagedInput};
 pub use policy::{Policy, PolicyError};
 pub use redact::scrub_host_paths;
-pub use report::{CallSummary, ModuleHash, RunReport};
-pub use sandbox::{Access, DirGrant, Invocation, RunInputs, StagedInput};
+pub use report::{CallSummary, ModuleHash, RunReport, Walls};
 pub use verdict::{LimitKind, TrapKind, Verdict};
+pub use worker::{Isolation, WorkerConfig};

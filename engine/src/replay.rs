@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::capability::audit::{AuditTrail, Event};
 use crate::capability::stage;
 use crate::compile::Language;
 use crate::engine::Engine;
@@ -21,7 +20,7 @@ use crate::policy::Policy;
 use crate::record::bundle;
 use crate::record::format::{BlobRef, MAX_RECORD_BYTES, RunRecord, Text, Tree};
 use crate::record::store::RecordStore;
-use crate::record::trail::{self, RecordedEvent};
+use crate::record::trail::{self, RecordedEvent, TrailSnapshot};
 use crate::report::RunReport;
 use crate::sandbox::{Access, DirGrant};
 
@@ -345,7 +344,7 @@ fn load(
     Ok((record, Source { stores, _tmp: None }))
 }
 
-fn view_of(e: &Event) -> CallView {
+fn view_of_recorded(e: &RecordedEvent) -> CallView {
     CallView {
         func: e.func.to_string(),
         fuel: e.fuel,
@@ -355,18 +354,8 @@ fn view_of(e: &Event) -> CallView {
     }
 }
 
-fn view_of_recorded(e: &RecordedEvent) -> CallView {
-    CallView {
-        func: e.func.clone(),
-        fuel: e.fuel,
-        args: e.args.to_string(),
-        errno: e.errno,
-        result: e.result.to_string(),
-    }
-}
-
 /// Compares the recorded outcome with the replayed report; names differing fields.
-fn differing_fields(rec: &RunRecord, r: &RunReport, trail: &AuditTrail) -> Vec<String> {
+fn differing_fields(rec: &RunRecord, r: &RunReport, trail: &TrailSnapshot) -> Vec<String> {
     let o = &rec.outcome;
     let mut d = Vec::new();
     let mut cmp = |name: &str, same: bool| {
@@ -395,10 +384,10 @@ fn differing_fields(rec: &RunRecord, r: &RunReport, trail: &AuditTrail) -> Vec<S
         o.stderr.data.blob == crate::record::format::hash_of(&r.stderr),
     );
     cmp("stderr_truncated", o.stderr.truncated == r.stderr_truncated);
-    cmp("calls", o.calls == trail.total());
+    cmp("calls", o.calls == trail.total);
     cmp(
         "trail_hash",
-        o.trail_hash == format!("blake3:{}", trail.hash()),
+        o.trail_hash == format!("blake3:{}", trail.hash),
     );
     d
 }
@@ -406,18 +395,18 @@ fn differing_fields(rec: &RunRecord, r: &RunReport, trail: &AuditTrail) -> Vec<S
 fn locate(
     rec: &RunRecord,
     recorded: &[RecordedEvent],
-    trail: &AuditTrail,
+    trail: &TrailSnapshot,
     fields: Vec<String>,
     report: &RunReport,
 ) -> Divergence {
-    let actual = trail.events();
+    let actual = &trail.events;
     let n = recorded.len().min(actual.len());
     for i in 0..n {
-        if !recorded[i].same_as(&actual[i]) {
+        if recorded[i] != actual[i] {
             return Divergence::HostCall {
                 index: i as u64,
                 expected: Some(view_of_recorded(&recorded[i])),
-                actual: Some(view_of(&actual[i])),
+                actual: Some(view_of_recorded(&actual[i])),
             };
         }
     }
@@ -427,7 +416,7 @@ fn locate(
         return Divergence::HostCall {
             index: n as u64,
             expected: recorded.get(n).map(view_of_recorded),
-            actual: actual.get(n).map(view_of),
+            actual: actual.get(n).map(view_of_recorded),
         };
     }
     if !both_complete {
@@ -435,7 +424,7 @@ fn locate(
         // Matched by call index: a run with more calls may have thinned its checkpoints
         // further, so a recorded one without a counterpart is skipped.
         let mine: std::collections::BTreeMap<u64, (u64, u64, String)> = trail
-            .checkpoints()
+            .checkpoints
             .iter()
             .map(|c| (c.calls, (c.calls, c.fuel, format!("blake3:{}", c.hash))))
             .collect();
@@ -456,12 +445,12 @@ fn locate(
             }
             prev = (a.0, a.1);
         }
-        if rec.outcome.calls != trail.total()
-            || rec.outcome.trail_hash != format!("blake3:{}", trail.hash())
+        if rec.outcome.calls != trail.total
+            || rec.outcome.trail_hash != format!("blake3:{}", trail.hash)
         {
             return Divergence::CallWindow {
                 from_call: prev.0,
-                to_call: rec.outcome.calls.max(trail.total()),
+                to_call: rec.outcome.calls.max(trail.total),
                 from_fuel: prev.1,
             };
         }
@@ -617,7 +606,7 @@ pub async fn replay(
         input,
     };
     let program = Program::from_module(module, Language::Wasm, argv[0].clone());
-    let outcome = job::run(engine, &program, &policy, &invocation, Recording::Off).await?;
+    let outcome = job::run(engine, &program, &policy, &invocation, Recording::Trail).await?;
     drop(rebuilt);
     let Some(trail) = outcome.trail() else {
         return Err(refuse(format!(

@@ -8,6 +8,39 @@ use serde_json::Value;
 
 use crate::verdict::{LimitKind, TrapKind, Verdict};
 
+/// Which walls were up for a run: the report's `isolation` object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Walls {
+    /// The guest ran in a worker process, not in the caller's.
+    pub process: bool,
+    /// `PR_SET_NO_NEW_PRIVS` was set.
+    pub no_new_privs: bool,
+    /// The seccomp allow-list was installed.
+    pub seccomp: bool,
+    /// The Landlock ABI the worker's ruleset was enforced with (0: none).
+    pub landlock: u8,
+    /// The worker had a network namespace of its own (no interfaces but a down loopback).
+    pub netns: bool,
+    /// The worker's rlimits were set (core files, open files, file size, address space).
+    pub rlimits: bool,
+}
+
+impl Walls {
+    /// Whether the wall named `name` (one of [`policy::WALLS`](crate::policy::WALLS)) was
+    /// up.
+    pub fn has(&self, name: &str) -> bool {
+        match name {
+            "process" => self.process,
+            "no_new_privs" => self.no_new_privs,
+            "seccomp" => self.seccomp,
+            "landlock" => self.landlock > 0,
+            "netns" => self.netns,
+            "rlimits" => self.rlimits,
+            _ => false,
+        }
+    }
+}
+
 /// The JSON form of a [`RunReport`], derived: the contract's keys and types.
 #[derive(serde::Serialize)]
 struct ReportJson<'a> {
@@ -29,11 +62,14 @@ struct ReportJson<'a> {
     trail_hash: Option<&'a str>,
     result: Option<&'a str>,
     metrics: &'a BTreeMap<String, f64>,
+    isolation: Walls,
     wall_time_ms: f64,
 }
 
 /// blake3 hash of a module's bytes, shown as `blake3:<hex>`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ModuleHash(pub [u8; 32]);
 
 impl ModuleHash {
@@ -64,7 +100,7 @@ impl fmt::Debug for ModuleHash {
 }
 
 /// Counts of the guest's host calls, from the gate's audit trail.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallSummary {
     /// Total host calls.
     pub total: u64,
@@ -75,7 +111,7 @@ pub struct CallSummary {
 }
 
 /// Everything a run produced. Returned inside `Ok` for every guest outcome.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct RunReport {
     /// How the run ended.
@@ -108,6 +144,8 @@ pub struct RunReport {
     pub result: Option<String>,
     /// Metrics the guest reported (`corral_v1::metric`).
     pub metrics: BTreeMap<String, f64>,
+    /// Which walls were up (not part of the deterministic report).
+    pub isolation: Walls,
 }
 
 impl RunReport {
@@ -130,6 +168,7 @@ impl RunReport {
             trail_hash: None,
             result: None,
             metrics: BTreeMap::new(),
+            isolation: Walls::default(),
         }
     }
 
@@ -165,6 +204,7 @@ impl RunReport {
             trail_hash: self.trail_hash.as_deref(),
             result: self.result.as_deref(),
             metrics: &self.metrics,
+            isolation: self.isolation,
             wall_time_ms: self.wall_time.as_secs_f64() * 1000.0,
         };
         // A struct of strings, numbers, booleans and maps with string keys always serialises.
@@ -172,12 +212,13 @@ impl RunReport {
     }
 
     /// The deterministic part of the report, for comparing two runs: the JSON without
-    /// `record` and `wall_time_ms`.
+    /// `record`, `wall_time_ms` and `isolation` (where it ran is not what it did).
     pub fn deterministic_json(&self) -> Value {
         let mut v = self.to_json();
         if let Value::Object(m) = &mut v {
             m.remove("record");
             m.remove("wall_time_ms");
+            m.remove("isolation");
         }
         v
     }

@@ -33,7 +33,9 @@ impl fmt::Display for GateStop {
 impl std::error::Error for GateStop {}
 
 /// How a run ended. Guest misbehaviour is always a verdict, never an `Err`.
-#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, strum::IntoStaticStr, serde::Serialize, serde::Deserialize,
+)]
 #[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum Verdict {
@@ -69,6 +71,8 @@ pub enum Verdict {
     strum::EnumString,
     strum::Display,
     strum::EnumIter,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
@@ -112,6 +116,8 @@ pub enum TrapKind {
     strum::EnumString,
     strum::Display,
     strum::EnumIter,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[strum(serialize_all = "snake_case")]
 #[non_exhaustive]

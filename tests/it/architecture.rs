@@ -280,14 +280,14 @@ fn choke_points() -> Result<(), Failed> {
             ],
         ),
         // Only the job stage builds a sandbox for a job.
-        (".sandbox(&", &["engine/src/job.rs"]),
+        (".sandbox(&", &["engine/src/job/mod.rs"]),
         // Host errors become verdicts in the job stage; guest outcomes are classified by the
         // verdict module (which also names and matches verdicts). The Python face turns an
         // `invalid_input` verdict back into its exception (and nothing else).
         (
             "Verdict::InvalidInput(",
             &[
-                "engine/src/job.rs",
+                "engine/src/job/mod.rs",
                 "engine/src/verdict.rs",
                 "python/src/engine.rs",
             ],
@@ -295,13 +295,13 @@ fn choke_points() -> Result<(), Failed> {
         (
             "Verdict::HostError(",
             &[
-                "engine/src/job.rs",
+                "engine/src/job/mod.rs",
                 "engine/src/verdict.rs",
                 "engine/src/report.rs",
             ],
         ),
         // Only the job stage writes run records.
-        ("record::write(", &["engine/src/job.rs"]),
+        ("record::write(", &["engine/src/job/mod.rs"]),
         // Only the verdict module classifies wasmtime outcomes.
         ("downcast_ref::<Trap>", &["engine/src/verdict.rs"]),
     ];

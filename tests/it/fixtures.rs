@@ -460,10 +460,23 @@ fn request(f: &Fixture, root: &Path) -> Result<Request, Failed> {
     Ok(req)
 }
 
-fn engine_for(root: &Path) -> Result<Engine, Failed> {
+/// The engine of a fixture run: in this process for the first (recorded) run, in a worker
+/// process for the second, so that the two reports, which must be identical, also show that
+/// a worker reports what an in-process run does.
+fn engine_for(root: &Path, in_worker: bool) -> Result<Engine, Failed> {
+    let isolation = if in_worker {
+        corral::Isolation::Workers(corral::WorkerConfig {
+            program: crate::workers::worker_program()?,
+            workers: 1,
+            ..corral::WorkerConfig::default()
+        })
+    } else {
+        corral::Isolation::InProcess
+    };
     let config = EngineConfig {
         temp_root: root.join("tmp"),
         cache_dir: Some(support::cache_dir()),
+        isolation,
         ..EngineConfig::default()
     };
     Engine::new(config).map_err(|e| Failed::from(e.to_string()))
@@ -484,7 +497,7 @@ fn run_once(f: &Fixture, record: bool) -> Result<RunReport, Failed> {
     let mut skip = rw.clone();
     skip.push(PathBuf::from("tmp"));
     let before = support::snapshot(root, &skip);
-    let engine = engine_for(root)?;
+    let engine = engine_for(root, !record)?;
     let req = request(f, root)?;
     let recording = if record {
         Recording::On

@@ -11,6 +11,7 @@
 //! - `cli::…`: the `corral` binary: JSON keys, exit statuses, `--help`.
 //! - `determinism::…`: reports identical while epoch ticks land every few microseconds.
 //! - `isolation::…`: runs on one engine share nothing (reused scratch dirs are empty).
+//! - `workers::…`: the second wall: worker lock-down probes, crashes, deadlines, load.
 //! - `architecture::…`: the library's modules are acyclic, the choke points hold, and the
 //!   command's files do not import each other.
 //!
@@ -26,10 +27,18 @@ mod policies;
 mod replay;
 mod seccomp;
 mod support;
+mod workers;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The worker tests use this binary as their worker program.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == corral::worker::WORKER_ARG)
+    {
+        return corral::job::serve_worker();
+    }
     // SAFETY: single-threaded at this point; the secret must be in this process's
     // environment so that fixtures prove guests cannot see it.
     #[expect(unsafe_code, reason = "set_var before any thread exists")]
@@ -49,6 +58,7 @@ fn main() -> ExitCode {
     trials.extend(determinism::trials());
     trials.extend(isolation::trials());
     trials.extend(architecture::trials());
+    trials.extend(workers::trials());
     let conclusion = libtest_mimic::run(&args, trials);
     print_record_sizes();
     conclusion.exit_code()

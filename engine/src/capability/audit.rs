@@ -31,7 +31,7 @@ pub const MAX_CHECKPOINTS: usize = 32;
 const CHAIN_BATCH: usize = 16 * 1024;
 
 /// A 128-bit digest (XXH3-128 of a call's arguments or results).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub struct Digest(pub [u8; 16]);
 
 impl fmt::Debug for Digest {
@@ -157,7 +157,7 @@ impl Event {
 }
 
 /// A point in the chain: after `calls` calls, at `fuel`, the chain hash was `hash`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Checkpoint {
     /// Calls made so far.
     pub calls: u64,
@@ -314,6 +314,79 @@ impl AuditTrail {
     /// Whether every event was kept.
     pub fn complete(&self) -> bool {
         self.total as usize == self.kept.len()
+    }
+}
+
+/// One event as data: decoded from a record, or taken from a finished run (the name is
+/// borrowed from the gate then, owned when it came from elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RecordedEvent {
+    /// Call index.
+    pub index: u64,
+    /// Function name.
+    pub func: std::borrow::Cow<'static, str>,
+    /// Fuel at the call.
+    pub fuel: u64,
+    /// Argument digest.
+    pub args: Digest,
+    /// Errno (0 = success, `u16::MAX` = trap/exit).
+    pub errno: u16,
+    /// Result digest.
+    pub result: Digest,
+}
+
+impl RecordedEvent {
+    /// Whether `ev` is the same call with the same result.
+    pub fn same_as(&self, ev: &Event) -> bool {
+        self.func == ev.func
+            && self.fuel == ev.fuel
+            && self.args == ev.args
+            && self.errno == ev.errno
+            && self.result == ev.result
+    }
+}
+
+impl From<&Event> for RecordedEvent {
+    fn from(e: &Event) -> Self {
+        RecordedEvent {
+            index: e.index,
+            func: std::borrow::Cow::Borrowed(e.func),
+            fuel: e.fuel,
+            args: e.args,
+            errno: e.errno,
+            result: e.result,
+        }
+    }
+}
+
+/// A finished run's audit trail as data: what a record keeps, what replay compares, what
+/// `--trace` prints. Owned and serialisable, so it crosses from a worker process.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TrailSnapshot {
+    /// The events kept in memory (the first [`MAX_KEPT_EVENTS`]).
+    pub events: Vec<RecordedEvent>,
+    /// Calls made in all.
+    pub total: u64,
+    /// The chain hash over every call.
+    pub hash: Digest,
+    /// The checkpoints taken.
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+impl TrailSnapshot {
+    /// The snapshot of a run's trail.
+    pub fn of(trail: &AuditTrail) -> TrailSnapshot {
+        TrailSnapshot {
+            events: trail.events().iter().map(RecordedEvent::from).collect(),
+            total: trail.total(),
+            hash: trail.hash(),
+            checkpoints: trail.checkpoints().to_vec(),
+        }
+    }
+
+    /// Whether every call is among [`TrailSnapshot::events`].
+    pub fn complete(&self) -> bool {
+        self.total == self.events.len() as u64
     }
 }
 

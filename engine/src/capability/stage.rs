@@ -23,7 +23,7 @@ pub const MAX_STAGE_ENTRIES: u64 = 100_000;
 pub const MAX_STAGE_DEPTH: usize = 64;
 
 /// One staged file: its path inside the input (`/`-separated), content hash and size.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StagedFile {
     /// Path relative to the input root.
     pub path: String,

@@ -206,11 +206,14 @@ fn run(
     diag = crate::redact::scrub_host_paths(&diag);
     if let Some(limit) = outcome.limit_hit {
         let what = match limit {
-            JailLimitKind::Cpu => "CPU time limit (20 s)",
+            // Which of the two a runaway compiler hits first depends on the machine's load;
+            // the diagnosis must not (reports are deterministic), so both read the same.
+            JailLimitKind::Cpu | JailLimitKind::WallTime => {
+                "time limit (20 s of CPU time, 60 s of wall time)"
+            }
             JailLimitKind::Memory => "memory limit (3 GiB)",
             JailLimitKind::FileSize => "output file size limit (64 MiB)",
             JailLimitKind::Processes => "process limit",
-            JailLimitKind::WallTime => "wall-clock limit (60 s)",
             JailLimitKind::Output => "diagnostics limit (256 KiB)",
         };
         // What a compiler prints while dying of a limit (backtraces, partial output) varies

@@ -8,8 +8,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    Bytes, ClockPolicy, Count, FsPolicy, Fuel, GuestPath, Limits, MAX_POLICY_BYTES, OnDenial,
-    POLICY_VERSION, Policy, PolicyError, bundled, check_env_size, check_env_var,
+    Bytes, ClockPolicy, Count, FsPolicy, Fuel, GuestPath, IsolationPolicy, Limits,
+    MAX_POLICY_BYTES, OnDenial, POLICY_VERSION, Policy, PolicyError, bundled, check_env_size,
+    check_env_var,
 };
 
 /// The raw policy file. Every key optional; unknown keys rejected.
@@ -23,6 +24,13 @@ struct PolicyFile {
     env: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     gate: Option<GateFile>,
     clock: Option<ClockFile>,
+    isolation: Option<IsolationFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IsolationFile {
+    require: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +120,7 @@ pub(super) fn defaults(name: &str) -> Policy {
         env: BTreeMap::new(),
         on_denial: OnDenial::Errno,
         clock: ClockPolicy::default(),
+        isolation: IsolationPolicy::default(),
     }
 }
 
@@ -315,6 +324,28 @@ pub(super) fn load(file: &str, text: &str, name: &str) -> Result<Policy, PolicyE
         };
     }
 
+    if let Some(i) = &raw.isolation
+        && let Some(req) = &i.require
+    {
+        let mut require = Vec::new();
+        for w in req.get_ref() {
+            if !super::WALLS.contains(&w.get_ref().as_str()) {
+                return Err(cx.err(
+                    Some(&w.span()),
+                    format!(
+                        "`isolation.require`: `{}` is not a wall corral knows",
+                        w.get_ref().escape_debug()
+                    ),
+                    Some(format!("the walls are {}", super::WALLS.join(", "))),
+                ));
+            }
+            require.push(w.get_ref().clone());
+        }
+        require.sort();
+        require.dedup();
+        policy.isolation.require = require;
+    }
+
     if let Some(c) = &raw.clock
         && let Some(e) = &c.epoch_secs
     {
@@ -393,6 +424,13 @@ pub(super) fn to_canonical_toml(p: &Policy) -> String {
     };
     out.push_str(&format!("on_denial = {}\n", quote(mode)));
     out.push_str(&format!("\n[clock]\nepoch_secs = {}\n", p.clock.epoch_secs));
+    if !p.isolation.require.is_empty() {
+        let walls: Vec<String> = p.isolation.require.iter().map(|w| quote(w)).collect();
+        out.push_str(&format!(
+            "\n[isolation]\nrequire = [{}]\n",
+            walls.join(", ")
+        ));
+    }
     out.push_str("\n[env]\n");
     for (k, v) in &p.env {
         out.push_str(&format!("{} = {}\n", quote(k), quote(v)));

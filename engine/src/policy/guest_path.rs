@@ -9,8 +9,24 @@ pub const MAX_COMPONENT_BYTES: usize = 255;
 
 /// An absolute, normalised guest path such as `/tmp` or `/data/in`: starts with `/`, has no
 /// empty, `.` or `..` components, no trailing `/`, no NUL, and is not `/` itself.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct GuestPath(String);
+
+impl TryFrom<String> for GuestPath {
+    type Error = GuestPathError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        GuestPath::new(&s)
+    }
+}
+
+impl From<GuestPath> for String {
+    fn from(p: GuestPath) -> String {
+        p.0
+    }
+}
 
 /// Why a string is not a [`GuestPath`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -148,6 +148,25 @@ pub struct FsPolicy {
     pub allow_rw_dirs: bool,
 }
 
+/// The walls a run may be required to have (`[isolation] require`): the names of the
+/// report's `isolation` object.
+pub const WALLS: [&str; 6] = [
+    "process",
+    "no_new_privs",
+    "seccomp",
+    "landlock",
+    "netns",
+    "rlimits",
+];
+
+/// What isolation a run must have.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IsolationPolicy {
+    /// Walls (from [`WALLS`]) that must be up, or the run is refused (`invalid_input`),
+    /// sorted. By default none.
+    pub require: Vec<String>,
+}
+
 /// Virtual clock settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClockPolicy {
@@ -179,6 +198,8 @@ pub struct Policy {
     pub on_denial: OnDenial,
     /// Virtual clock settings.
     pub clock: ClockPolicy,
+    /// Walls the run must have.
+    pub isolation: IsolationPolicy,
 }
 
 /// A policy that failed to load: the file (as the user named it), the position, the message

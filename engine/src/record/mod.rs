@@ -12,7 +12,7 @@ pub mod trail;
 
 use std::path::PathBuf;
 
-use crate::capability::audit::AuditTrail;
+use self::trail::TrailSnapshot;
 use crate::compile::Language;
 use crate::error::Error;
 use crate::policy::Policy;
@@ -61,7 +61,7 @@ pub struct RecordParts<'a> {
     /// The report.
     pub report: &'a RunReport,
     /// The audit trail.
-    pub trail: &'a AuditTrail,
+    pub trail: &'a TrailSnapshot,
     /// The engine's identity.
     pub engine: EngineId,
 }
@@ -94,7 +94,7 @@ pub fn build(store: &RecordStore, p: RecordParts<'_>) -> Result<RunRecord, Error
         });
     }
     let r = p.report;
-    let events = p.trail.events();
+    let events = &p.trail.events;
     let mut record = RunRecord {
         format: FormatVersion {
             major: FORMAT_MAJOR,
@@ -152,7 +152,7 @@ pub fn build(store: &RecordStore, p: RecordParts<'_>) -> Result<RunRecord, Error
             },
             calls: r.calls.total,
             denials: r.calls.denials,
-            trail_hash: format!("blake3:{}", p.trail.hash()),
+            trail_hash: format!("blake3:{}", p.trail.hash),
             deterministic: r.deterministic(),
         },
         trail: if events.is_empty() {
@@ -163,7 +163,7 @@ pub fn build(store: &RecordStore, p: RecordParts<'_>) -> Result<RunRecord, Error
         trail_complete: p.trail.complete(),
         checkpoints: p
             .trail
-            .checkpoints()
+            .checkpoints
             .iter()
             .map(|c| (c.calls, c.fuel, format!("blake3:{}", c.hash)))
             .collect(),

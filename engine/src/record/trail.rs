@@ -4,40 +4,15 @@
 //! fuel (`u64`), args digest (16 bytes), errno (`u16`), result digest (16 bytes). Decoding is
 //! strict and bounded: names must be known host functions, counts must match the length.
 
-use crate::capability::audit::{Digest, Event, MAX_KEPT_EVENTS};
+use std::borrow::Cow;
+
+use crate::capability::audit::{Digest, MAX_KEPT_EVENTS};
+pub use crate::capability::audit::{RecordedEvent, TrailSnapshot};
 
 const MAGIC: &[u8; 8] = b"CORRALT1";
 
-/// One decoded event (the name is owned: records come from elsewhere).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedEvent {
-    /// Call index.
-    pub index: u64,
-    /// Function name.
-    pub func: String,
-    /// Fuel at the call.
-    pub fuel: u64,
-    /// Argument digest.
-    pub args: Digest,
-    /// Errno (0 = success, `u16::MAX` = trap/exit).
-    pub errno: u16,
-    /// Result digest.
-    pub result: Digest,
-}
-
-impl RecordedEvent {
-    /// Whether `ev` is the same call with the same result.
-    pub fn same_as(&self, ev: &Event) -> bool {
-        self.func == ev.func
-            && self.fuel == ev.fuel
-            && self.args == ev.args
-            && self.errno == ev.errno
-            && self.result == ev.result
-    }
-}
-
 /// Encodes events.
-pub fn encode(events: &[Event]) -> Vec<u8> {
+pub fn encode(events: &[RecordedEvent]) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + events.len() * 48);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(events.len() as u64).to_le_bytes());
@@ -84,7 +59,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<RecordedEvent>, String> {
         if !name.iter().all(|b| b.is_ascii_graphic()) {
             return Err("the trail has a malformed function name".into());
         }
-        let func = String::from_utf8_lossy(name).into_owned();
+        let func = Cow::Owned(String::from_utf8_lossy(name).into_owned());
         let fuel = u64::from_le_bytes(take(8)?.try_into().map_err(|_| "bad fuel")?);
         let args = Digest(take(16)?.try_into().map_err(|_| "bad digest")?);
         let errno = u16::from_le_bytes(take(2)?.try_into().map_err(|_| "bad errno")?);

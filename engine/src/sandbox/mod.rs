@@ -4,18 +4,18 @@
 pub mod baseline;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use wasmtime::{CallHook, Store, UpdateDeadline};
 
 use crate::capability::limits::Limiter;
 use crate::capability::p2::CompState;
-use crate::capability::stage::{self, StagedFile};
+use crate::capability::stage;
 use crate::capability::wasi::{self, Preopen, WasiSetup};
 use crate::capability::{RunState, audit::AuditTrail};
 use crate::engine::{Engine, GuestModule, Linked, MAX_COMPONENT_INSTANCES};
 use crate::error::Error;
+pub use crate::inputs::{Access, DirGrant, Invocation, RunInputs, StagedInput};
 use crate::policy::{self, GuestPath, Policy};
 use crate::report::{CallSummary, RunReport};
 use crate::verdict::{self, LimitFlags, LimitKind};
@@ -29,82 +29,6 @@ const WALL_GRACE: Duration = Duration::from_millis(500);
 /// Per-call cap on host allocations made on a guest's behalf (component calls).
 const HOSTCALL_FUEL: usize = 16 << 20;
 
-/// How a host directory is exposed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Staged copy, read-only (the default).
-    ReadOnly,
-    /// The host directory itself, writable (needs `fs.allow_rw_dirs`).
-    ReadWrite,
-}
-
-/// A host directory bound to a guest path (`--dir HOST::GUEST[:ro|:rw]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirGrant {
-    /// Host directory.
-    pub host: PathBuf,
-    /// Where the guest sees it.
-    pub guest: GuestPath,
-    /// Read-only (staged copy) or read-write.
-    pub access: Access,
-}
-
-impl DirGrant {
-    /// Parses `HOST::GUEST[:ro|:rw]`.
-    ///
-    /// # Errors
-    ///
-    /// A missing `::`, an invalid guest path, an unknown mode.
-    pub fn parse(spec: &str) -> Result<DirGrant, Error> {
-        let (host, rest) = spec.split_once("::").ok_or_else(|| {
-            Error::invalid_input(format!(
-                "`--dir {spec}` is not of the form HOST::GUEST[:ro|:rw]"
-            ))
-        })?;
-        let (guest, access) = match rest.rsplit_once(':') {
-            Some((g, "ro")) => (g, Access::ReadOnly),
-            Some((g, "rw")) => (g, Access::ReadWrite),
-            Some((_, mode)) if !mode.contains('/') => {
-                return Err(Error::invalid_input(format!(
-                    "`--dir {spec}`: unknown mode `{mode}` (use `ro` or `rw`)"
-                )));
-            }
-            _ => (rest, Access::ReadOnly),
-        };
-        if host.is_empty() {
-            return Err(Error::invalid_input(format!(
-                "`--dir {spec}`: empty host path"
-            )));
-        }
-        let guest = GuestPath::new(guest).map_err(|e| {
-            Error::invalid_input(format!("`--dir {spec}`: {e} (hint: {})", e.hint()))
-        })?;
-        Ok(DirGrant {
-            host: PathBuf::from(host),
-            guest,
-            access,
-        })
-    }
-}
-
-/// The inputs of one run. Deny by default: no arguments after `argv[0]`, only the policy's
-/// environment, empty stdin, no directories, seed 0, no case input.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Invocation {
-    /// Guest arguments after `argv[0]` (and after a runner's program text).
-    pub args: Vec<String>,
-    /// Guest environment, merged over the policy's `[env]`.
-    pub env: BTreeMap<String, String>,
-    /// Guest stdin.
-    pub stdin: Vec<u8>,
-    /// Host directories exposed to the guest.
-    pub dirs: Vec<DirGrant>,
-    /// Seed of the virtual random streams and clocks.
-    pub seed: u64,
-    /// The case input offered through `corral_v1` (the guest SDK).
-    pub input: Option<std::sync::Arc<[u8]>>,
-}
-
 /// Configures one run (used by the job stage only). Deny by default: no arguments but
 /// `argv[0]`, only the policy's environment, empty stdin, no directories, seed 0.
 #[derive(Debug)]
@@ -116,42 +40,9 @@ pub(crate) struct SandboxBuilder<'a> {
     /// A runner's leading arguments (the program text), before the invocation's.
     lead_args: Vec<String>,
     /// A runner's environment, over the policy's and under the invocation's.
-    runner_env: Vec<(&'static str, &'static str)>,
+    runner_env: Vec<(String, String)>,
     invocation: Invocation,
     keep_inputs: bool,
-}
-
-/// The inputs of a run that a record must keep to replay it.
-#[derive(Debug, Clone, Default)]
-pub struct RunInputs {
-    /// `argv`, including `argv[0]`.
-    pub argv: Vec<String>,
-    /// The guest environment (policy merged under invocation), sorted.
-    pub env: BTreeMap<String, String>,
-    /// Stdin bytes.
-    pub stdin: Vec<u8>,
-    /// Seed of the random and clock virtualisation.
-    pub seed: u64,
-    /// The case input (`corral_v1`).
-    pub input: Option<std::sync::Arc<[u8]>>,
-    /// Staged read-only inputs: guest path, directories, files (with bytes).
-    pub inputs: Vec<StagedInput>,
-    /// Whether any writable host directory was granted (such runs replay only if the
-    /// directory's initial contents are the same; they are not captured).
-    pub rw_dirs: Vec<String>,
-}
-
-/// One read-only input directory as staged for a run.
-#[derive(Debug, Clone, Default)]
-pub struct StagedInput {
-    /// Guest path.
-    pub guest: String,
-    /// Directories, relative.
-    pub dirs: Vec<String>,
-    /// Files, relative, with their hashes.
-    pub files: Vec<StagedFile>,
-    /// The staged bytes of each file (same order as `files`).
-    pub contents: Vec<Vec<u8>>,
 }
 
 impl<'a> SandboxBuilder<'a> {
@@ -188,7 +79,7 @@ impl<'a> SandboxBuilder<'a> {
     }
 
     /// A runner's environment (over the policy's, under the invocation's). By default none.
-    pub(crate) fn runner_env(mut self, env: &[(&'static str, &'static str)]) -> Self {
+    pub(crate) fn runner_env(mut self, env: &[(String, String)]) -> Self {
         self.runner_env.extend_from_slice(env);
         self
     }
@@ -242,11 +133,7 @@ impl<'a> SandboxBuilder<'a> {
             )));
         }
         let mut env = self.policy.env.clone();
-        let runner_env = self
-            .runner_env
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()));
-        for (k, v) in runner_env.chain(inv.env) {
+        for (k, v) in self.runner_env.into_iter().chain(inv.env) {
             policy::check_env_var(&k, &v).map_err(Error::invalid_input)?;
             env.insert(k, v);
         }
@@ -511,6 +398,7 @@ impl Sandbox {
             trail_hash: Some(format!("blake3:{}", trail.hash())),
             result: sdk.result,
             metrics: sdk.metrics,
+            isolation: crate::worker::Walls::default(),
         };
         drop(keep_alive);
         if let Some(dir) = scratch_dir {

@@ -41,18 +41,22 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod worker;
+
 use std::path::PathBuf;
 
-use crate::capability::audit::AuditTrail;
 use crate::compile::{self, Compiled, Language, Source};
 use crate::engine::{Engine, GuestModule};
 use crate::error::{Error, ErrorKind};
+use crate::inputs::RunInputs;
+pub use crate::inputs::{Invocation, Recording};
 use crate::policy::Policy;
+use crate::record::trail::TrailSnapshot;
 use crate::record::{self, RecordStore};
 use crate::report::{ModuleHash, RunReport};
-pub use crate::sandbox::Invocation;
-use crate::sandbox::RunInputs;
 use crate::verdict::Verdict;
+use crate::worker::protocol::Finished;
+pub use worker::serve_worker;
 
 /// How a source becomes wasm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,15 +68,6 @@ pub enum Build {
     /// A Rust file compiled as a test harness (`rustc --test`): it runs every `#[test]` and
     /// exits non-zero if any fails (HumanEval-Rust).
     RustTests,
-}
-
-/// Whether a run keeps what its record needs (the bytes of staged input files).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recording {
-    /// The caller may write a record of the run ([`Outcome::write_record`]).
-    On,
-    /// No record will be written.
-    Off,
 }
 
 /// A compiled, admitted program that knows how its runner is invoked; or why it is not
@@ -98,7 +93,7 @@ struct Ready {
     /// For runners: the program text (`argv[1]`).
     lead_args: Vec<String>,
     /// Environment the runner needs (over the policy's, under the invocation's).
-    env: Vec<(&'static str, &'static str)>,
+    env: Vec<(String, String)>,
 }
 
 /// `` `NAME` failed to compile: FIRST ERROR `` (the first line that says `error`, else the
@@ -186,7 +181,12 @@ impl Program {
                         module,
                         argv0: source.name.clone(),
                         lead_args: vec![text],
-                        env: runner.kind.guest_env().to_vec(),
+                        env: runner
+                            .kind
+                            .guest_env()
+                            .iter()
+                            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                            .collect(),
                     },
                     Err(r) => return Ok(rejected(r, runner.hash)),
                 }
@@ -223,6 +223,25 @@ impl Program {
                 argv0,
                 lead_args: Vec::new(),
                 env: Vec::new(),
+            })),
+        }
+    }
+
+    /// A program from its parts (a worker process rebuilding what its supervisor prepared).
+    pub(crate) fn from_parts(
+        module: GuestModule,
+        argv0: String,
+        lead_args: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> Program {
+        Program {
+            name: argv0.clone(),
+            language: Language::Wasm,
+            state: State::Ready(Box::new(Ready {
+                module,
+                argv0,
+                lead_args,
+                env,
             })),
         }
     }
@@ -286,8 +305,9 @@ struct Ran {
     module: GuestModule,
     language: Language,
     policy: Policy,
-    trail: AuditTrail,
-    inputs: RunInputs,
+    /// With [`Recording::On`]: what a record needs.
+    trail: Option<TrailSnapshot>,
+    inputs: Option<RunInputs>,
 }
 
 impl Outcome {
@@ -301,9 +321,10 @@ impl Outcome {
         self.ran.is_some()
     }
 
-    /// The gate's audit trail, when the guest ran (`corral run --trace`).
-    pub fn trail(&self) -> Option<&AuditTrail> {
-        self.ran.as_ref().map(|r| &r.trail)
+    /// The gate's audit trail, when the guest ran with [`Recording::On`] or
+    /// [`Recording::Trail`].
+    pub fn trail(&self) -> Option<&TrailSnapshot> {
+        self.ran.as_ref().and_then(|r| r.trail.as_ref())
     }
 
     /// The module that ran.
@@ -326,15 +347,18 @@ impl Outcome {
         let Some(ran) = &self.ran else {
             return Ok(None);
         };
+        let (Some(trail), Some(inputs)) = (&ran.trail, &ran.inputs) else {
+            return Ok(None); // run with Recording::Off
+        };
         let path = record::write(
             store,
             record::RecordParts {
                 module: &ran.module,
                 language: ran.language,
                 policy: &ran.policy,
-                inputs: &ran.inputs,
+                inputs,
                 report: &self.report,
-                trail: &ran.trail,
+                trail,
                 engine: engine.identity(),
             },
         )?;
@@ -366,19 +390,20 @@ fn caller_error(e: Error, module: &GuestModule) -> Result<Outcome, Error> {
     }
 }
 
-/// Runs `program` once under `policy` with `invocation`.
+/// Runs `program` once under `policy` with `invocation`: in this process, or in a worker
+/// process when the engine is configured with [`Isolation::Workers`](crate::worker::Isolation).
 ///
 /// # Errors
 ///
 /// Host failures only. A program that did not compile or was rejected returns its report;
 /// an invalid invocation (bad arguments or environment, a directory grant the policy does
-/// not allow, an unreadable directory) is an `invalid_input` verdict; every guest outcome is
-/// a verdict.
+/// not allow, an unreadable directory, walls the policy requires that are not up) is an
+/// `invalid_input` verdict; every guest outcome is a verdict.
 ///
 /// # Determinism
 ///
 /// With the same program, policy and invocation, the report is identical except for
-/// `wall_time` and `limit = wall_time` verdicts.
+/// `isolation`, `wall_time` and `limit = wall_time` verdicts.
 pub async fn run(
     engine: &Engine,
     program: &Program,
@@ -390,24 +415,38 @@ pub async fn run(
         State::Ready(r) => r,
         State::Failed(report) => return Ok(Outcome::without_run((**report).clone())),
     };
-    let sandbox = match engine
-        .sandbox(&ready.module, policy)
-        .argv0(ready.argv0.clone())
-        .args(ready.lead_args.iter().cloned())
-        .runner_env(&ready.env)
-        .invocation(invocation.clone())
-        .keep_inputs(recording == Recording::On)
-        .build()
-    {
-        Ok(s) => s,
-        Err(e) => return caller_error(e, &ready.module),
+    let workers = engine.workers().await?;
+    let walls = workers.map(|p| p.walls()).unwrap_or_default();
+    let missing: Vec<&str> = policy
+        .isolation
+        .require
+        .iter()
+        .map(String::as_str)
+        .filter(|w| !walls.has(w))
+        .collect();
+    if !missing.is_empty() {
+        return caller_error(
+            Error::invalid_input(format!(
+                "the policy requires isolation walls that are not up here: {} (hint: run in worker processes, e.g. `corral run --isolate`; `corral check` does not run anything)",
+                missing.join(", ")
+            )),
+            &ready.module,
+        );
+    }
+    let finished = match workers {
+        None => match run_here(engine, program, policy, invocation, recording).await {
+            Ok(f) => f,
+            Err(e) => return caller_error(e, &ready.module),
+        },
+        Some(pool) => match in_worker(pool, ready, policy, invocation, recording).await? {
+            Ok(f) => f,
+            Err(report) => return Ok(Outcome::without_run(report)),
+        },
     };
-    let finished = match sandbox.run_full().await {
-        Ok(f) => f,
-        Err(e) => return caller_error(e, &ready.module),
-    };
+    let mut report = finished.report;
+    report.isolation = walls;
     Ok(Outcome {
-        report: finished.report,
+        report,
         ran: Some(Ran {
             module: ready.module.clone(),
             language: program.language,
@@ -417,6 +456,107 @@ pub async fn run(
         }),
     })
 }
+
+/// Runs `program` in this process (a worker process runs its runs here too).
+pub(crate) async fn run_here(
+    engine: &Engine,
+    program: &Program,
+    policy: &Policy,
+    invocation: &Invocation,
+    recording: Recording,
+) -> Result<Finished, Error> {
+    let ready = match &program.state {
+        State::Ready(r) => r,
+        State::Failed(report) => {
+            return Ok(Finished {
+                report: (**report).clone(),
+                trail: None,
+                inputs: None,
+            });
+        }
+    };
+    let sandbox = engine
+        .sandbox(&ready.module, policy)
+        .argv0(ready.argv0.clone())
+        .args(ready.lead_args.iter().cloned())
+        .runner_env(&ready.env)
+        .invocation(invocation.clone())
+        .keep_inputs(recording == Recording::On)
+        .build()?;
+    let finished = sandbox.run_full().await?;
+    Ok(Finished {
+        report: finished.report,
+        trail: (recording != Recording::Off).then(|| TrailSnapshot::of(&finished.trail)),
+        inputs: (recording == Recording::On).then_some(finished.inputs),
+    })
+}
+
+/// Runs `ready` in a worker process; `Err(report)` when the run ended without a result
+/// (the worker was killed at the deadline, or died).
+async fn in_worker(
+    pool: &crate::worker::pool::Pool,
+    ready: &Ready,
+    policy: &Policy,
+    invocation: &Invocation,
+    recording: Recording,
+) -> Result<Result<Finished, RunReport>, Error> {
+    use crate::worker::pool::{Lost, RunFailure};
+    use crate::worker::protocol::{ModuleRef, PolicyRef, RunRequest};
+    let hash = ready.module.hash();
+    let (module, bytes) = match ready.module.source() {
+        crate::engine::ModuleSource::File(path) => (ModuleRef::File(hash, path.clone()), None),
+        crate::engine::ModuleSource::Bytes(b) => (ModuleRef::Known(hash), Some(b.clone())),
+    };
+    let req = RunRequest {
+        id: 0,
+        module,
+        policy: PolicyRef::Known([0; 32]),
+        argv0: ready.argv0.clone(),
+        lead_args: ready.lead_args.clone(),
+        runner_env: ready.env.clone(),
+        invocation: invocation.clone(),
+        recording,
+        hook: invocation_hook(invocation),
+    };
+    let text = (policy.name().to_string(), policy.to_canonical_toml());
+    let (reply, walls) = pool.run(req, bytes, text, policy.limits.wall_time).await?;
+    let without = |verdict: Verdict, message: String| {
+        let mut r = RunReport::without_run(verdict, message);
+        r.module_hash = Some(hash);
+        r.isolation = walls;
+        r
+    };
+    Ok(match reply {
+        Ok(f) => Ok(*f),
+        Err(RunFailure::Lost(Lost::Deadline)) => {
+            let v = Verdict::Limit(crate::verdict::LimitKind::WallTime);
+            let m = crate::verdict::message(&v, policy);
+            Err(without(v, m))
+        }
+        Err(RunFailure::Lost(Lost::Died(m))) => Err(without(Verdict::HostError(m.clone()), m)),
+        Err(RunFailure::Lost(Lost::NotStarted)) => {
+            return Err(Error::host("a run was lost by the worker pool"));
+        }
+        Err(RunFailure::Error(true, m)) => Err(without(Verdict::InvalidInput(m.clone()), m)),
+        Err(RunFailure::Error(false, m)) => return Err(Error::host(m)),
+    })
+}
+
+/// Test hooks ride on the environment of an invocation (feature `test-hooks` only).
+fn invocation_hook(invocation: &Invocation) -> Option<crate::worker::protocol::Hook> {
+    if !cfg!(feature = "test-hooks") {
+        return None;
+    }
+    match invocation.env.get(TEST_HOOK_ENV).map(String::as_str) {
+        Some("crash") => Some(crate::worker::protocol::Hook::Crash),
+        Some("block") => Some(crate::worker::protocol::Hook::Block),
+        _ => None,
+    }
+}
+
+/// With the `test-hooks` feature, an invocation whose environment sets this to `crash` or
+/// `block` makes its worker misbehave (refused by release builds).
+pub const TEST_HOOK_ENV: &str = "CORRAL_TEST_WORKER_HOOK";
 
 /// Source in, report out: [`Program::prepare`] then [`run`].
 ///
