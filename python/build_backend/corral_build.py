@@ -6,7 +6,8 @@ at wheel-build time -- the same library code the ``corral`` command runs on firs
 running ``corral check`` on an empty ``.py`` and ``.js`` program -- and copies them from
 corral's runner cache into ``corral/_runners`` (see ``corral/_runners.py`` for how the
 package uses them). The copy is checked: each copied entry's ``runner.hash`` must be the
-``module_hash`` that ``corral check`` reported.
+``module_hash`` that ``corral check`` reported. That ``corral`` binary goes into
+``corral/_bin`` too: it is the worker program of ``Engine(isolation="workers")``.
 
 Environment:
 
@@ -33,6 +34,7 @@ from maturin import *  # noqa: F401,F403 -- every other hook is maturin's
 PACKAGE = Path(__file__).resolve().parents[1]
 ROOT = PACKAGE.parent
 BUNDLE = PACKAGE / "corral" / "_runners"
+BIN = PACKAGE / "corral" / "_bin"
 PROBES = {"python": ("probe.py", "pass\n"), "javascript": ("probe.js", "")}
 
 
@@ -97,6 +99,11 @@ def bundle_runners() -> dict[str, dict[str, object]]:
                 "bytes": (dst / "runner.wasm").stat().st_size,
             }
     (BUNDLE / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    # The same `corral` serves as the worker program of `Engine(isolation="workers")`.
+    shutil.rmtree(BIN, ignore_errors=True)
+    BIN.mkdir(parents=True)
+    shutil.copyfile(corral, BIN / "corral")
+    os.chmod(BIN / "corral", 0o755)
     return manifest
 
 
@@ -121,6 +128,7 @@ def _prepare() -> None:
             print(f"corral: bundled the {language} runner {m['entry']} ({m['bytes']} bytes)")
     else:
         shutil.rmtree(BUNDLE, ignore_errors=True)
+        shutil.rmtree(BIN, ignore_errors=True)
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):

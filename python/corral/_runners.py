@@ -79,3 +79,10 @@ def install(cache_dir: str | os.PathLike[str] | None) -> list[str]:
         except OSError as e:
             warnings.warn(f"corral: cannot install the bundled runner {name} into {dst}: {e}", stacklevel=2)
     return copied
+
+
+def worker_program() -> Path | None:
+    """The ``corral`` command the wheel carries, started as a worker process by engines made
+    with ``isolation="workers"`` (it runs the same library as this package)."""
+    path = Path(__file__).resolve().parent / "_bin" / "corral"
+    return path if path.is_file() and os.access(path, os.X_OK) else None

@@ -16,7 +16,7 @@ use corral::eval::{self, Case, EvalOptions};
 use corral::job::{self, Invocation, Recording};
 use corral::record::RecordStore;
 use corral::replay::{ReplayError, ReplayOptions};
-use corral::{EngineConfig, RunReport, Verdict};
+use corral::{EngineConfig, Isolation, RunReport, Verdict, WorkerConfig};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
@@ -25,17 +25,29 @@ use crate::inputs::{self, InputArgs};
 use crate::results::{CaseResult, EvalResult, HumanEvalResult, ReplayResult, Report};
 use crate::{convert, errors, runtime};
 
-/// Creates every engine of the package. The one place to change how engines are made: the
-/// worker pool (issue 12) will be one more field of this configuration.
+/// Creates every engine of the package: the one place that decides how engines are made.
+/// `workers`: run guests in that many worker processes (the second wall, `Isolation::Workers`),
+/// started from `worker_program` (the `corral` command the wheel carries); else in this
+/// process.
 fn new_engine(
     cache_dir: Option<PathBuf>,
     temp_dir: Option<PathBuf>,
     jobs: usize,
+    workers: Option<(usize, PathBuf)>,
 ) -> Result<corral::Engine, corral::Error> {
+    let isolation = match workers {
+        Some((workers, program)) => Isolation::Workers(WorkerConfig {
+            program,
+            workers: workers.max(1),
+            ..WorkerConfig::default()
+        }),
+        None => Isolation::InProcess,
+    };
     let mut config = EngineConfig {
         // Slots for twice as many sandboxes as run at once, as `corral eval` has: runs
         // beyond that wait for a slot (back-pressure for thousands of async runs).
         pool: Some(u32::try_from(jobs.saturating_mul(2)).unwrap_or(64)),
+        isolation,
         ..EngineConfig::from_env()
     };
     if let Some(d) = cache_dir {
@@ -256,7 +268,10 @@ static NEXT_ENGINE: AtomicU64 = AtomicU64::new(1);
 /// One engine holds the wasmtime engine, the module cache and a pool of instance slots; it
 /// is safe to share between threads and coroutines. `policy` is the default policy of its
 /// runs (a bundled name, a path, or a `Policy`; by default `strict`); `jobs` bounds how many
-/// guests `eval` and `humaneval` run at once (by default the number of cores).
+/// guests `eval`, `humaneval` and `run_async` run at once (by default the number of cores).
+/// `isolation="workers"` runs guests in `jobs` locked-down worker processes (the second
+/// wall: no new privileges, seccomp, Landlock, no network, rlimits) started from the
+/// `corral` command the wheel carries; by default they run in this process.
 #[pyclass(module = "corral", name = "Engine", frozen)]
 #[derive(Debug)]
 pub struct Engine {
@@ -651,11 +666,12 @@ impl HumanEvalJob {
 #[pymethods]
 impl Engine {
     #[new]
-    #[pyo3(signature = (policy = None, *, jobs = None, cache_dir = None, temp_dir = None))]
+    #[pyo3(signature = (policy = None, *, jobs = None, isolation = "in-process", cache_dir = None, temp_dir = None))]
     fn new(
         py: Python<'_>,
         policy: Option<&Bound<'_, PyAny>>,
         jobs: Option<usize>,
+        isolation: &str,
         cache_dir: Option<PathBuf>,
         temp_dir: Option<PathBuf>,
     ) -> PyResult<Engine> {
@@ -663,8 +679,28 @@ impl Engine {
         let jobs = jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
             .max(1);
+        let workers = match isolation {
+            "in-process" => None,
+            "workers" => {
+                let program: Option<PathBuf> = py
+                    .import("corral._runners")?
+                    .call_method0("worker_program")?
+                    .extract()?;
+                let program = program.ok_or_else(|| {
+                    errors::host(
+                        "this installation of corral carries no worker program (hint: build the wheel with the build backend, which bundles it)",
+                    )
+                })?;
+                Some((jobs, program))
+            }
+            other => {
+                return Err(errors::invalid(format!(
+                    "unknown isolation `{other}` (use \"in-process\" or \"workers\")"
+                )));
+            }
+        };
         let inner = py
-            .detach(|| new_engine(cache_dir, temp_dir, jobs))
+            .detach(|| new_engine(cache_dir, temp_dir, jobs, workers))
             .map_err(errors::from_corral)?;
         // The language runners the wheel carries go into this engine's cache first.
         py.import("corral._runners")?
@@ -922,11 +958,21 @@ impl Engine {
         self.close();
     }
 
+    /// Where guests run: `"in-process"` or `"workers"`.
+    #[getter]
+    fn isolation(&self) -> &'static str {
+        match self.inner.config().isolation {
+            Isolation::InProcess => "in-process",
+            _ => "workers",
+        }
+    }
+
     fn __repr__(&self) -> String {
         format!(
-            "Engine(policy={:?}, jobs={})",
+            "Engine(policy={:?}, jobs={}, isolation={:?})",
             self.policy.name(),
-            self.jobs
+            self.jobs,
+            self.isolation()
         )
     }
 

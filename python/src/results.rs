@@ -162,6 +162,15 @@ impl Report {
         self.inner.metrics.clone()
     }
 
+    /// Which walls were up: `{"process": bool, "no_new_privs", "seccomp", "netns",
+    /// "rlimits": bool, "landlock": int}` (where it ran, not part of the deterministic
+    /// report).
+    #[getter]
+    fn isolation<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let v = serde_json::to_value(self.inner.isolation).unwrap_or(Value::Null);
+        convert::to_py(py, &v)
+    }
+
     /// Wall-clock duration of the run in milliseconds (not deterministic).
     #[getter]
     fn wall_time_ms(&self) -> f64 {

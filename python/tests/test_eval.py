@@ -64,8 +64,16 @@ def _policy_with(base: corral.Policy, limits: dict) -> corral.Policy:
     return corral.Policy.from_toml("\n".join(lines), name=base.name)
 
 
-def test_eval_matches_the_cli(engine) -> None:
-    """The sum suite through the package gives the CLI's per-case objects (minus times)."""
+@pytest.fixture(scope="module")
+def worker_engine():
+    with corral.Engine(isolation="workers") as e:
+        yield e
+
+
+def test_eval_matches_the_cli(worker_engine) -> None:
+    """The sum suite through the package gives the CLI's per-case objects (minus times),
+    both in worker processes (`corral eval` uses them by default): the same walls too."""
+    engine = worker_engine
     suite = SUM_DIR / "suite.toml"
     out = cli("eval", "--json", "--no-record", str(suite)).stdout.splitlines()
     expected = [json.loads(line) for line in out][:-1]
@@ -111,3 +119,17 @@ def test_failing_cases_are_recorded_and_replay(engine, tmp_path: Path) -> None:
     rec = res[0].record
     assert rec and Path(rec).is_file() and Path(rec).is_relative_to(tmp_path)
     assert engine.replay(rec).identical
+
+
+def test_workers_give_the_in_process_reports(engine, worker_engine) -> None:
+    """The same program and inputs give the same deterministic report in this process and in
+    a worker process; only `isolation` says where it ran."""
+    assert (engine.isolation, worker_engine.isolation) == ("in-process", "workers")
+    code = "import sys, random\nprint(input(), sys.argv[1:], random.random())\nraise SystemExit(3)"
+    a = engine.run(code, language="python", stdin="x", args=["y"], seed=5)
+    b = worker_engine.run(code, language="python", stdin="x", args=["y"], seed=5)
+    assert a.exit_code == 3 and a.deterministic_dict() == b.deterministic_dict()
+    assert a.isolation["process"] is False and b.isolation["process"] is True
+    assert b.isolation["no_new_privs"] is True
+    trap = worker_engine.run('(module (func (export "_start") unreachable))', language="wat")
+    assert (trap.verdict, trap.trap) == ("trap", "unreachable")

@@ -72,7 +72,7 @@ def test_report_has_every_key_of_the_json_report() -> None:
         "verdict", "exit_code", "limit", "trap", "message", "stdout", "stderr",
         "stdout_truncated", "stderr_truncated", "fuel_consumed", "module_hash", "record",
         "calls", "deterministic", "diagnostics", "trail_hash", "result", "metrics",
-        "wall_time_ms",
+        "wall_time_ms", "isolation",
     }  # fmt: skip
     r = corral.run("print(1)", language="python")
     assert keys <= set(r.to_dict())
