@@ -469,7 +469,10 @@ fn worker_killed() -> Result<(), Failed> {
         return Err(format!("host errors that do not name the signal: {errors:?}").into());
     }
     assert_eq!(limits + errors.len(), 32);
-    eprintln!("{kills} workers killed: {} host errors, {limits} runs ended normally", errors.len());
+    eprintln!(
+        "{kills} workers killed: {} host errors, {limits} runs ended normally",
+        errors.len()
+    );
     // The service goes on.
     let r = post(
         s.addr,
