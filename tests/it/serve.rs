@@ -248,6 +248,16 @@ fn worker_pids(pid: i32) -> Vec<i32> {
     out
 }
 
+/// Sends SIGKILL to `pid` (a worker process of a server we started); whether it was sent.
+#[expect(
+    unsafe_code,
+    reason = "killing a worker process is the fault under test"
+)]
+fn kill_worker(pid: i32) -> bool {
+    // SAFETY: kill takes integers; the pid is a child of the server we started.
+    unsafe { libc::kill(pid, libc::SIGKILL) == 0 }
+}
+
 /// Waits until the server `pid` has `n` worker processes.
 fn wait_for_workers(pid: i32, n: usize) -> Result<Vec<i32>, Failed> {
     let t = Instant::now();
@@ -434,13 +444,7 @@ fn worker_killed() -> Result<(), Failed> {
     let mut kills = 0;
     for victim in workers.iter().take(2) {
         std::thread::sleep(Duration::from_millis(700));
-        // SAFETY: kill takes integers; the pid is a child of the server we started.
-        #[expect(
-            unsafe_code,
-            reason = "killing a worker process is the fault under test"
-        )]
-        let r = unsafe { libc::kill(*victim, libc::SIGKILL) };
-        if r == 0 {
+        if kill_worker(*victim) {
             kills += 1;
         }
     }
