@@ -35,13 +35,13 @@ fn host(e: impl std::fmt::Display) -> Error {
     Error::host(format!("serve benchmark: {e}"))
 }
 
-/// The engine the service uses (`corral_serve::engine_config`: worker processes), with the
-/// bench's cache and temporary root.
-fn engine(opts: &BenchOptions, workers: usize) -> Result<Engine, Error> {
+/// The engine the service uses (`corral_serve::engine_config`: worker processes unless
+/// `in_process`), with the bench's cache and temporary root.
+fn engine(opts: &BenchOptions, workers: usize, in_process: bool) -> Result<Engine, Error> {
     Engine::new(corral::EngineConfig {
         temp_root: opts.temp_root.clone(),
         cache_dir: Some(opts.cache_dir.clone()),
-        ..corral_serve::engine_config(workers, false)
+        ..corral_serve::engine_config(workers, in_process)
     })
 }
 
@@ -234,13 +234,16 @@ fn start_service(
 pub(super) fn serve(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Rows {
     let workers = cores();
     let span = Duration::from_millis(if opts.quick { 1500 } else { 5000 });
-    let engine = engine(opts, workers)?;
+    // The service's engine (worker processes, as `corral serve` runs) and the baselines'
+    // (in-process).
+    let engine = engine(opts, workers, false)?;
+    let local = self::engine(opts, workers, true)?;
     let strict = Arc::new(Policy::strict());
     let py = Source::new(b"print('hello')\n".to_vec(), "main.py", Language::Python);
-    let program = Arc::new(Program::prepare(&engine, &py, &strict)?);
+    let program = Arc::new(Program::prepare(&local, &py, &strict)?);
     // Warm the pool and the runner.
     in_process_rate(
-        &engine,
+        &local,
         &program,
         &strict,
         workers,
@@ -266,7 +269,7 @@ pub(super) fn serve(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Ro
         ),
     ] {
         progress(&format!("bench: serve /run_code, {label}"));
-        let base = in_process_rate(&engine, &program, &strict, workers, CLIENTS, span)?;
+        let base = in_process_rate(&local, &program, &strict, workers, CLIENTS, span)?;
         let (addr, stop, handle) = start_service(engine.clone(), workers, records)?;
         let request = post_request(addr, "/run_code", &body);
         // Warm-up, then the measured load.
@@ -276,7 +279,7 @@ pub(super) fn serve(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Ro
         let _ = handle.join();
         let rate = lat.len() as f64 / took.as_secs_f64();
         let s = Stats::of(&mut lat);
-        let base_again = in_process_rate(&engine, &program, &strict, workers, CLIENTS, span)?;
+        let base_again = in_process_rate(&local, &program, &strict, workers, CLIENTS, span)?;
         let baseline = (base + base_again) / 2.0;
         rows.push(
             Row::new(
@@ -302,7 +305,7 @@ pub(super) fn serve(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Ro
     // A 100-case eval of a compiled C program.
     progress("bench: serve /v1/eval, 100 cases of a C program");
     let c = Source::new(C_PROGRAM.as_bytes().to_vec(), "main.c", Language::C);
-    let c_program = Arc::new(Program::prepare(&engine, &c, &strict)?);
+    let c_program = Arc::new(Program::prepare(&local, &c, &strict)?);
     if let Some(f) = c_program.failure() {
         return Err(host(format!("the C program did not build: {}", f.message)));
     }
@@ -338,7 +341,7 @@ pub(super) fn serve(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Ro
     for _ in 0..rounds {
         let t = Instant::now();
         let r = rt.block_on(eval::run_cases(
-            &engine,
+            &local,
             c_program.clone(),
             in_process_cases.clone(),
             &eval_opts,

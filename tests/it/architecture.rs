@@ -263,7 +263,13 @@ fn files_containing(dirs: &[&str], needle: &str) -> Vec<String> {
 }
 
 fn choke_points() -> Result<(), Failed> {
-    let everywhere = ["engine/src", "cli/src", "bench/src", "bench/benches"];
+    let everywhere = [
+        "engine/src",
+        "cli/src",
+        "bench/src",
+        "bench/benches",
+        "python/src",
+    ];
     let rules: [(&str, &[&str]); 6] = [
         // Only the sandbox creates stores (the raw-wasmtime baselines live beside it).
         (
@@ -276,10 +282,15 @@ fn choke_points() -> Result<(), Failed> {
         // Only the job stage builds a sandbox for a job.
         (".sandbox(&", &["engine/src/job/mod.rs"]),
         // Host errors become verdicts in the job stage; guest outcomes are classified by the
-        // verdict module (which also names and matches verdicts).
+        // verdict module (which also names and matches verdicts). The Python face turns an
+        // `invalid_input` verdict back into its exception (and nothing else).
         (
             "Verdict::InvalidInput(",
-            &["engine/src/job/mod.rs", "engine/src/verdict.rs"],
+            &[
+                "engine/src/job/mod.rs",
+                "engine/src/verdict.rs",
+                "python/src/engine.rs",
+            ],
         ),
         (
             "Verdict::HostError(",

@@ -27,6 +27,10 @@ pub fn trials() -> Vec<Trial> {
             "workers::a_dropped_run_is_cancelled_and_its_worker_freed",
             cancelled,
         ),
+        Trial::test(
+            "workers::workers_outlive_the_thread_that_started_them",
+            outlive,
+        ),
         Trial::test("workers::required_walls", required_walls),
         Trial::test("workers::load_with_killed_workers", load),
     ]
@@ -234,7 +238,7 @@ fn cancelled() -> Result<(), Failed> {
             break;
         }
         // Killed within a watchdog period or two (40 ms here); without cancellation it would
-        // run until something else stops it (about 10 s here, or the 60 s wall time).
+        // run until its 60 s wall time.
         if t.elapsed() > Duration::from_secs(3) {
             return Err(format!(
                 "the worker of the dropped run still runs after {:?} (pids {before:?} -> {now:?})",
@@ -263,6 +267,60 @@ fn cancelled() -> Result<(), Failed> {
         .report;
     if next.verdict != Verdict::Ok {
         return Err(format!("the next run: {:?} {}", next.verdict, next.message).into());
+    }
+    Ok(())
+}
+
+/// A worker's parent-death signal is tied to the thread that forked it: workers started
+/// while a short-lived thread made the first run (a runtime that is dropped, a Python thread
+/// that ends) must not die with that thread.
+fn outlive() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let engine = worker_engine(dir.path(), 2)?;
+    let policy = Policy::strict();
+    let program = Program::prepare(&engine, &wat(OK_WAT), &policy).map_err(|e| e.to_string())?;
+    let first = {
+        let (engine, program, policy) = (engine.clone(), program.clone(), policy.clone());
+        std::thread::spawn(move || {
+            let rt = rt();
+            let r = rt.block_on(job::run(
+                &engine,
+                &program,
+                &policy,
+                &Invocation::default(),
+                Recording::Off,
+            ));
+            let pids = rt.block_on(engine.worker_pids());
+            (r.map(|o| o.report.verdict), pids)
+        })
+        .join()
+        .map_err(|_| "the first thread panicked")?
+    };
+    let (verdict, before) = first;
+    if verdict.map_err(|e| e.to_string())? != Verdict::Ok || before.is_empty() {
+        return Err(format!("the first run: workers {before:?}").into());
+    }
+    // The thread and its runtime are gone; give a parent-death signal time to land.
+    std::thread::sleep(Duration::from_millis(300));
+    let rt = rt();
+    for _ in 0..4 {
+        let r = rt
+            .block_on(job::run(
+                &engine,
+                &program,
+                &policy,
+                &Invocation::default(),
+                Recording::Off,
+            ))
+            .map_err(|e| e.to_string())?
+            .report;
+        if r.verdict != Verdict::Ok {
+            return Err(format!("a later run: {:?} {}", r.verdict, r.message).into());
+        }
+    }
+    let after = rt.block_on(engine.worker_pids());
+    if after != before {
+        return Err(format!("the workers were replaced: {before:?} -> {after:?}").into());
     }
     Ok(())
 }

@@ -182,14 +182,16 @@ pub async fn run_suite(
     run_cases(engine, program, suite.cases.clone(), opts, progress).await
 }
 
-/// Runs `cases` of a prepared `program` (each in a fresh sandbox under its case's policy,
-/// `opts.jobs` at a time), calling `progress(done, total)` as cases finish; cases that did
-/// not pass are recorded when `opts.store` is set. Results come back in case order. Used by
-/// [`run_suite`] and by faces that receive a program and its cases in one request.
+/// Runs every case against a program prepared once (each case in a fresh sandbox under its
+/// own policy, `opts.jobs` at a time), calling `progress(done, total)` as cases finish;
+/// cases that did not pass are recorded when `opts.store` is set. Results come back in case
+/// order. [`run_suite`] is this for a suite file; faces that receive a program and its cases
+/// in one request (the service's `/v1/eval`, the Python package's `Engine.eval`) call it
+/// directly.
 ///
 /// # Errors
 ///
-/// Host failures. Guest outcomes are results.
+/// Host failures. Guest outcomes, invalid invocations included, are results.
 pub async fn run_cases(
     engine: &Engine,
     program: Arc<Program>,

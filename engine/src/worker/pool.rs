@@ -104,6 +104,8 @@ struct Shared {
     /// Signalled when a worker has room again.
     room: Arc<tokio::sync::Notify>,
     stopped: AtomicBool,
+    /// The spawner thread: every worker process is forked from it.
+    spawner: Mutex<mpsc::Sender<(Command, mpsc::Sender<std::io::Result<Child>>)>>,
 }
 
 /// The pool. Dropping it stops its workers.
@@ -164,6 +166,20 @@ impl Pool {
         std::fs::create_dir_all(&root)
             .map_err(|e| Error::host(format!("cannot create the workers' directory: {e}")))?;
         let n = config.workers.max(1);
+        // A worker's parent-death signal fires when the *thread* that forked it exits, not
+        // the process: workers forked from a caller's thread (a runtime's blocking thread
+        // that idles out, a Python thread that ends) would be killed with it. One thread that
+        // lives as long as the pool forks them all.
+        let (spawn_tx, spawn_rx) =
+            mpsc::channel::<(Command, mpsc::Sender<std::io::Result<Child>>)>();
+        std::thread::Builder::new()
+            .name("corral-spawner".into())
+            .spawn(move || {
+                while let Ok((mut cmd, reply)) = spawn_rx.recv() {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .map_err(|e| Error::host(format!("cannot start the spawner thread: {e}")))?;
         let shared = Arc::new(Shared {
             config,
             cache_dir,
@@ -173,6 +189,7 @@ impl Pool {
             next_worker: AtomicUsize::new(0),
             room: Arc::new(tokio::sync::Notify::new()),
             stopped: AtomicBool::new(false),
+            spawner: Mutex::new(spawn_tx),
         });
         let started: Vec<_> = (0..n)
             .map(|_| spawn(&shared, &[], &[], true))
@@ -436,7 +453,16 @@ fn spawn(
     {
         cmd.env(super::lockdown::NO_SECCOMP_FOR_TRACE, v);
     }
-    let mut child = cmd.spawn().map_err(|e| {
+    let (reply_tx, reply_rx) = mpsc::channel();
+    let forked = lock(&shared.spawner)
+        .send((cmd, reply_tx))
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))
+        .and_then(|()| {
+            reply_rx
+                .recv()
+                .map_err(|_| std::io::Error::other("the spawner thread is gone"))?
+        });
+    let mut child = forked.map_err(|e| {
         Error::host(format!(
             "cannot start a worker ({}): {e}",
             shared.config.program.display()
