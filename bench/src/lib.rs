@@ -17,6 +17,7 @@
 //! | `per-run` | in-process cost of one complete run of a trivial module (gate and limits on) |
 //! | `throughput` | trivial runs per second on all cores |
 //! | `python` | Python hello from a fresh instance, in-process |
+//! | `python-sci` | the scientific runner: `import numpy, pandas` + a DataFrame groupby, in-process and as `corral run`, vs the plain runner and native CPython with the same imports |
 //! | `process` | `corral run` as a whole process (`.wat`, `.py`) vs `/bin/true` |
 //! | `compute` | CPU kernels under full limits vs the same code native |
 //! | `gate` | 1 M small `fd_write`s to a file: the gate vs wasmtime-wasi directly |
@@ -32,6 +33,7 @@
 mod amplification;
 mod guests;
 mod measure;
+mod sci;
 mod serve;
 
 use std::path::PathBuf;
@@ -59,10 +61,11 @@ pub struct BenchOptions {
 }
 
 /// The groups, in the order they run.
-pub const GROUPS: [&str; 14] = [
+pub const GROUPS: [&str; 15] = [
     "per-run",
     "throughput",
     "python",
+    "python-sci",
     "process",
     "compute",
     "gate",
@@ -259,6 +262,7 @@ pub fn run(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Vec<Row> {
             "per-run" => measure::per_run(opts),
             "throughput" => measure::throughput(opts),
             "python" => measure::python(opts, progress),
+            "python-sci" => sci::python_sci(opts, progress),
             "process" => measure::process(opts),
             "compute" => measure::compute(opts, progress),
             "gate" => measure::gate(opts),

@@ -24,7 +24,7 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn engine(opts: &BenchOptions, pool: Option<u32>) -> Result<Engine, Error> {
+pub(super) fn engine(opts: &BenchOptions, pool: Option<u32>) -> Result<Engine, Error> {
     Engine::new(EngineConfig {
         temp_root: opts.temp_root.clone(),
         cache_dir: Some(opts.cache_dir.clone()),
@@ -33,7 +33,7 @@ fn engine(opts: &BenchOptions, pool: Option<u32>) -> Result<Engine, Error> {
     })
 }
 
-fn current_thread() -> Result<tokio::runtime::Runtime, Error> {
+pub(super) fn current_thread() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -62,11 +62,11 @@ fn wat(text: &str) -> Result<Vec<u8>, Error> {
     wat::parse_str(text).map_err(|e| Error::host(format!("benchmark guest: {e}")))
 }
 
-fn count(opts: &BenchOptions, full: usize, quick: usize) -> usize {
+pub(super) fn count(opts: &BenchOptions, full: usize, quick: usize) -> usize {
     if opts.quick { quick } else { full }
 }
 
-fn temp_dir(opts: &BenchOptions) -> Result<tempfile::TempDir, Error> {
+pub(super) fn temp_dir(opts: &BenchOptions) -> Result<tempfile::TempDir, Error> {
     tempfile::Builder::new()
         .prefix("corral-bench-")
         .tempdir_in(&opts.temp_root)
@@ -85,7 +85,12 @@ fn expect_ok(report: &RunReport, what: &str) -> Result<(), Error> {
 }
 
 /// Prepares (compiles, admits) a program from source, through the job stage.
-fn prepare(engine: &Engine, name: &str, source: &str, policy: &Policy) -> Result<Program, Error> {
+pub(super) fn prepare(
+    engine: &Engine,
+    name: &str,
+    source: &str,
+    policy: &Policy,
+) -> Result<Program, Error> {
     let language = Language::from_path(Path::new(name))
         .ok_or_else(|| Error::host(format!("no language for {name}")))?;
     let source = Source::new(source.as_bytes().to_vec(), name, language);
@@ -109,7 +114,7 @@ fn program_of(engine: &Engine, wasm: &[u8], policy: &Policy) -> Result<Program, 
 }
 
 /// One run through the job stage (no record).
-async fn run_job(
+pub(super) async fn run_job(
     engine: &Engine,
     program: &Program,
     policy: &Policy,
@@ -123,7 +128,7 @@ async fn run_job(
 }
 
 /// An invocation with only a seed.
-fn seeded(seed: u64) -> Invocation {
+pub(super) fn seeded(seed: u64) -> Invocation {
     Invocation {
         seed,
         ..Invocation::default()
@@ -359,7 +364,7 @@ pub(super) fn python(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> R
 // ---------------------------------------------------------------------------------------
 // process
 
-fn spawn_time(cmd: &mut Command) -> Result<Duration, Error> {
+pub(super) fn spawn_time(cmd: &mut Command) -> Result<Duration, Error> {
     let t = Instant::now();
     let status = cmd
         .stdin(Stdio::null())

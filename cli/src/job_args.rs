@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use corral::compile::Source;
+use corral::compile::{Language, Source};
 use corral::job::Invocation;
 use corral::{DirGrant, Error, Policy, hostfs};
 
@@ -29,6 +29,11 @@ pub struct JobArgs {
     /// Print the report as one JSON object on stdout (guest output is inside it).
     #[arg(long)]
     pub json: bool,
+    /// The runner of a .py program: `python` (CPython 3.14 with the standard library),
+    /// `python-sci` (CPython 3.15 with numpy, pandas, scipy, scikit-learn, …) or `auto`
+    /// (the default: `python-sci` when the program imports one of its packages).
+    #[arg(long, value_name = "NAME", default_value = "auto")]
+    pub runner: String,
 }
 
 /// Everything a job needs, from the command line.
@@ -44,7 +49,21 @@ impl JobArgs {
     /// naming what is wrong.
     pub fn job(&self, file: &Path, args: Vec<String>) -> Result<Job, Error> {
         let policy = Policy::resolve(&self.policy)?;
-        let source = Source::from_file(file, policy.limits.module_bytes.0)?;
+        let runner = Language::python_runner(&self.runner).ok_or_else(|| {
+            Error::invalid_input(format!(
+                "`--runner {}`: unknown runner (hint: `python`, `python-sci` or `auto`)",
+                self.runner
+            ))
+        })?;
+        let mut source = Source::from_file(file, policy.limits.module_bytes.0)?;
+        if source.language == Language::Python {
+            source.language = runner;
+        } else if self.runner != "auto" {
+            return Err(Error::invalid_input(format!(
+                "`--runner {}` applies to .py programs only",
+                self.runner
+            )));
+        }
         let mut invocation = Invocation {
             args,
             seed: self.seed,

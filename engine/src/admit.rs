@@ -51,7 +51,8 @@ pub struct ModuleInfo {
     /// Tables created when instantiating it (defined, not imported).
     #[serde(default)]
     pub tables: u64,
-    /// The initial elements of all those tables together.
+    /// The initial elements of all those tables together. (A pinned runner's own table
+    /// does not count against `table_elements`: see [`check_runner_caps`].)
     #[serde(default)]
     pub table_min_elements: u64,
 }
@@ -523,6 +524,107 @@ fn push_item(scope: Option<&mut Scope>, is_module: bool, item: Option<Shape>) {
             components.push(item);
         }
     }
+}
+
+/// Admits a pinned runner that is a WASI reactor (the scientific Python runner): the bytes
+/// are trusted by their hash, so they are only parsed, not validated here (wasmtime validates
+/// them with the runner engine's features when it compiles them). Imports must be WASI
+/// preview 1 functions or `host::call`; the module must export its `memory` and a
+/// `run: () -> i32`.
+///
+/// # Errors
+///
+/// The bytes are not such a module.
+pub fn admit_reactor_runner(bytes: &[u8]) -> Result<ModuleInfo, Rejection> {
+    let bad = |e: wasmparser::BinaryReaderError| Rejection(format!("invalid runner: {e}"));
+    let mut functions = 0u64;
+    let mut memory_min_pages = 0u64;
+    let (mut memories, mut tables, mut table_min) = (0u64, 0u64, 0u64);
+    let mut imports_seen = Vec::new();
+    let mut exports: HashMap<String, ExternalKind> = HashMap::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(bad)? {
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    let import = import.map_err(bad)?;
+                    let allowed = matches!(import.ty, TypeRef::Func(_))
+                        && (imports::is_allowed(import.module, import.name)
+                            || (import.module, import.name) == imports::HOST_CALL);
+                    if !allowed {
+                        return Err(Rejection(format!(
+                            "the runner imports `{}::{}`, which corral does not provide",
+                            import.module.escape_debug(),
+                            import.name.escape_debug()
+                        )));
+                    }
+                    functions += 1;
+                    imports_seen.push(format!("{}::{}", import.module, import.name));
+                }
+            }
+            Payload::FunctionSection(r) => functions += u64::from(r.count()),
+            Payload::TableSection(r) => {
+                for t in r {
+                    tables += 1;
+                    table_min = table_min.saturating_add(t.map_err(bad)?.ty.initial);
+                }
+            }
+            Payload::MemorySection(r) => {
+                for m in r {
+                    memories += 1;
+                    memory_min_pages = memory_min_pages.saturating_add(m.map_err(bad)?.initial);
+                }
+            }
+            Payload::ExportSection(r) => {
+                for e in r {
+                    let e = e.map_err(bad)?;
+                    exports.insert(e.name.to_string(), e.kind);
+                }
+            }
+            _ => {}
+        }
+    }
+    if exports.get("run") != Some(&ExternalKind::Func)
+        || exports.get("memory") != Some(&ExternalKind::Memory)
+    {
+        return Err(Rejection(
+            "the runner does not export `run` and `memory`".into(),
+        ));
+    }
+    if memories > 1 || tables > 1 {
+        // The limiter gives a core module one memory and one table.
+        return Err(Rejection(format!(
+            "the runner defines {memories} memories and {tables} tables; corral instantiates at most one of each"
+        )));
+    }
+    Ok(ModuleInfo {
+        kind: BinaryKind::CoreModule,
+        size: bytes.len() as u64,
+        functions,
+        memory_min_bytes: memory_min_pages.saturating_mul(PAGE),
+        imports: imports_seen,
+        core_instances: 1,
+        memories,
+        tables,
+        table_min_elements: table_min,
+    })
+}
+
+/// The caps that apply to a pinned runner: only the memory it starts with, which is part of
+/// the run's `memory_bytes`. Its size, function count and table are corral's, not the
+/// agent's, and are not held against `module_bytes`, `functions` or `table_elements`.
+///
+/// # Errors
+///
+/// The runner's initial memory exceeds the policy's `memory_bytes`.
+pub fn check_runner_caps(info: &ModuleInfo, policy: &Policy) -> Result<(), Rejection> {
+    let l = &policy.limits;
+    if info.memory_min_bytes > l.memory.0 {
+        return Err(Rejection(format!(
+            "the runner starts with {} bytes of memory, more than the policy's `memory_bytes` limit of {} (hint: use a policy with more memory)",
+            info.memory_min_bytes, l.memory
+        )));
+    }
+    Ok(())
 }
 
 /// Re-checks the policy-dependent caps (size, functions, declared memory) of an already

@@ -108,6 +108,20 @@ pub(crate) fn compatibility_digest(engine: &wasmtime::Engine) -> String {
     h.0.finalize().to_hex().to_string()
 }
 
+/// The artifact cache of `engine` under `cache_dir`.
+fn artifact_cache(
+    cache_dir: &std::path::Path,
+    engine: &wasmtime::Engine,
+) -> crate::artifact::ArtifactCache {
+    let key = blake3::Hasher::new_derive_key("corral 2026 artifact cache key v1")
+        .update(compatibility_digest(engine).as_bytes())
+        .update(env!("CARGO_PKG_VERSION").as_bytes())
+        .update(b"\0")
+        .update(GATE_VERSION.as_bytes())
+        .finalize();
+    crate::artifact::ArtifactCache::new(cache_dir.join("artifacts"), key.to_hex()[..16].to_string())
+}
+
 /// A link error with its whole context chain (which names the import), on one line.
 fn link_error(e: &wasmtime::Error) -> String {
     let mut parts: Vec<String> = e.chain().map(|c| c.to_string()).collect();
@@ -131,6 +145,39 @@ pub fn wasm_features() -> WasmFeatures {
         | WasmFeatures::CALL_INDIRECT_OVERLONG
         | WasmFeatures::BULK_MEMORY_OPT
 }
+
+/// The wasm features of the scientific Python runner's engine, and of no other: corral's
+/// own, plus the exception-handling proposal its CPython (C++ code in numpy, scipy,
+/// matplotlib) is compiled with. wasmtime 48 compiles exception handling only with GC
+/// *types* enabled (without them Cranelift panics on `exnref`); the GC proposal itself
+/// (`struct`/`array` instructions) stays off. User modules are always admitted with
+/// [`wasm_features`], so a user module that uses exceptions is rejected.
+pub fn runner_wasm_features() -> WasmFeatures {
+    wasm_features() | WasmFeatures::EXCEPTIONS | WasmFeatures::GC_TYPES
+}
+
+/// The configuration of the scientific Python runner's engine: the default determinism
+/// and security settings with [`runner_wasm_features`], and no instance pool (one run of a
+/// ~100 MB interpreter per slot would need a pool of its own; instantiation maps the
+/// precompiled memory image copy-on-write either way).
+///
+/// Its GC heap holds only exception objects (the GC proposal is off), so it gets a small
+/// reservation that grows by moving (with explicit bounds checks) instead of wasmtime's
+/// default of a second 4 GiB reservation beside the linear memory's: a run then fits the
+/// address-space limit of a worker process (the pool's reservation + 8 GiB).
+pub(crate) fn runner_config() -> Config {
+    let mut c = wasmtime_config(None);
+    c.wasm_features(WasmFeatures::all(), false)
+        .wasm_features(runner_wasm_features(), true)
+        .gc_heap_reservation(RUNNER_GC_HEAP)
+        .gc_heap_guard_size(0)
+        .gc_heap_reservation_for_growth(RUNNER_GC_HEAP)
+        .gc_heap_may_move(true);
+    c
+}
+
+/// The scientific runner's GC heap reservation, and its growth step (bytes).
+const RUNNER_GC_HEAP: u64 = 16 << 20;
 
 fn wasmtime_config(pool: Option<u32>) -> Config {
     let mut c = Config::new();
@@ -223,11 +270,22 @@ struct Inner {
     modules: Mutex<HashMap<ModuleHash, (ModuleInfo, Arc<Linked>)>>,
     config: EngineConfig,
     ticker: OnceLock<()>,
+    sci_ticker: OnceLock<()>,
     /// With a pool: one permit per instance slot, so runs beyond the pool wait for a free
     /// slot instead of failing.
     slots: Option<Arc<tokio::sync::Semaphore>>,
     /// Empty scratch directories left by earlier runs, ready for the next ones.
     scratch: Mutex<Vec<tempfile::TempDir>>,
+    /// The scientific Python runner's own engine (made on first use).
+    sci: OnceLock<Result<SciEngine, String>>,
+}
+
+/// The engine of the scientific Python runner: its own feature set (exceptions), its own
+/// linker (WASI preview 1 plus its `host::call`), its own precompiled artifacts.
+struct SciEngine {
+    wasmtime: wasmtime::Engine,
+    linker: Linker<RunState>,
+    artifacts: Option<crate::artifact::ArtifactCache>,
 }
 
 /// Empty scratch directories kept for reuse.
@@ -236,6 +294,15 @@ const SCRATCH_KEPT: usize = 64;
 pub(crate) enum Linked {
     Core(InstancePre<RunState>),
     Component(wasmtime_wasi::p2::bindings::CommandPre<CompState>),
+    /// The scientific Python runner: a WASI reactor whose `run` export runs `argv`, on the
+    /// runner engine, with its standard-library directory (preopened read-only at
+    /// `/usr/local/lib`).
+    Reactor {
+        pre: InstancePre<RunState>,
+        lib: PathBuf,
+        /// matplotlib's data directory, preopened read-only inside the library's path.
+        mpl_data: Option<PathBuf>,
+    },
 }
 
 pub use crate::admit::{MAX_COMPONENT_INSTANCES, MAX_COMPONENT_MEMORIES, MAX_COMPONENT_TABLES};
@@ -317,6 +384,24 @@ impl GuestModule {
     pub(crate) fn linked(&self) -> &Linked {
         &self.linked
     }
+
+    /// Re-checks the policy-dependent caps for a run under `policy` (a pinned runner's
+    /// own, see [`admit::check_runner_caps`]).
+    ///
+    /// # Errors
+    ///
+    /// The first cap the module exceeds under `policy`.
+    pub(crate) fn check_caps(&self, policy: &Policy) -> Result<(), Rejection> {
+        check_caps(&self.info, &self.linked, policy)
+    }
+}
+
+/// The caps of `policy` that apply to a module: a reactor runner's own, or a guest's.
+fn check_caps(info: &ModuleInfo, linked: &Linked, policy: &Policy) -> Result<(), Rejection> {
+    match linked {
+        Linked::Reactor { .. } => admit::check_runner_caps(info, policy),
+        Linked::Core(_) | Linked::Component(_) => admit::check_caps(info, policy),
+    }
 }
 
 impl Engine {
@@ -334,15 +419,10 @@ impl Engine {
         let mut component_linker = wasmtime::component::Linker::new(&wasmtime);
         capability::p2::add_to_linker(&mut component_linker)
             .map_err(|e| Error::host(format!("cannot build the component linker: {e}")))?;
-        let artifacts = config.cache_dir.as_ref().map(|d| {
-            let key = blake3::Hasher::new_derive_key("corral 2026 artifact cache key v1")
-                .update(compatibility_digest(&wasmtime).as_bytes())
-                .update(env!("CARGO_PKG_VERSION").as_bytes())
-                .update(b"\0")
-                .update(GATE_VERSION.as_bytes())
-                .finalize();
-            crate::artifact::ArtifactCache::new(d.join("artifacts"), key.to_hex()[..16].to_string())
-        });
+        let artifacts = config
+            .cache_dir
+            .as_ref()
+            .map(|d| artifact_cache(d, &wasmtime));
         let work = crate::hostfs::WorkDir::create(&config.temp_root).map_err(|e| {
             Error::host(format!(
                 "cannot create a work directory in `{}`: {e}",
@@ -362,7 +442,9 @@ impl Engine {
                     .map(|n| Arc::new(tokio::sync::Semaphore::new(pool_slots(n) as usize))),
                 config,
                 ticker: OnceLock::new(),
+                sci_ticker: OnceLock::new(),
                 scratch: Mutex::new(Vec::new()),
+                sci: OnceLock::new(),
                 workers: tokio::sync::OnceCell::new(),
             }),
         })
@@ -513,19 +595,30 @@ impl Engine {
     }
 
     pub(crate) fn ensure_ticker(&self) {
-        self.inner.ticker.get_or_init(|| {
-            let weak = self.inner.wasmtime.weak();
-            let tick = self.config().epoch_tick;
-            let _ = std::thread::Builder::new()
-                .name("corral-epoch".into())
-                .spawn(move || {
-                    while let Some(engine) = weak.upgrade() {
-                        engine.increment_epoch();
-                        drop(engine);
-                        std::thread::sleep(tick);
-                    }
-                });
-        });
+        self.inner
+            .ticker
+            .get_or_init(|| self.start_ticker(&self.inner.wasmtime));
+    }
+
+    /// As [`Engine::ensure_ticker`], for the engine a reactor runner runs on.
+    pub(crate) fn ensure_runner_ticker(&self, engine: &wasmtime::Engine) {
+        self.inner
+            .sci_ticker
+            .get_or_init(|| self.start_ticker(engine));
+    }
+
+    fn start_ticker(&self, engine: &wasmtime::Engine) {
+        let weak = engine.weak();
+        let tick = self.config().epoch_tick;
+        let _ = std::thread::Builder::new()
+            .name("corral-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(tick);
+                }
+            });
     }
 
     /// Admits `bytes` under `policy` (static checks), then compiles and links it. Compiled
@@ -584,6 +677,127 @@ impl Engine {
         Ok(m)
     }
 
+    /// The scientific Python runner's engine, made on first use.
+    fn sci(&self) -> Result<&SciEngine, Rejection> {
+        self.inner
+            .sci
+            .get_or_init(|| {
+                let wasmtime = wasmtime::Engine::new(&runner_config())
+                    .map_err(|e| format!("cannot configure the runner engine: {e}"))?;
+                let mut linker = Linker::new(&wasmtime);
+                capability::add_runner_to_linker(&mut linker)
+                    .map_err(|e| format!("cannot build the runner linker: {e}"))?;
+                let artifacts = self
+                    .inner
+                    .config
+                    .cache_dir
+                    .as_ref()
+                    .map(|d| artifact_cache(d, &wasmtime));
+                Ok(SciEngine {
+                    wasmtime,
+                    linker,
+                    artifacts,
+                })
+            })
+            .as_ref()
+            .map_err(|e| Rejection(e.clone()))
+    }
+
+    /// Admits the scientific Python runner on its own engine (exceptions enabled, WASI
+    /// preview 1 plus `host::call`), from `bytes` (a record's blob) or else from the file at
+    /// `path`, whose blake3 must be `hash`. The caller has checked that `hash` is the pinned
+    /// runner built on this machine (the job stage's `admit` does); `lib` is its
+    /// standard-library directory and `mpl_data` matplotlib's data, both preopened read-only
+    /// in every run. Only the memory the runner starts with is held against the policy
+    /// ([`admit::check_runner_caps`]).
+    ///
+    /// # Errors
+    ///
+    /// The runner engine cannot be made, the file cannot be read or does not match `hash`,
+    /// the bytes are not such a reactor, its memory exceeds the policy's, or it cannot be
+    /// compiled or linked.
+    #[expect(
+        unsafe_code,
+        reason = "deserializing precompiled code this engine produced"
+    )]
+    pub(crate) fn admit_reactor_runner(
+        &self,
+        hash: ModuleHash,
+        bytes: Option<&[u8]>,
+        path: &std::path::Path,
+        lib: PathBuf,
+        mpl_data: Option<PathBuf>,
+        policy: &Policy,
+    ) -> Result<GuestModule, Rejection> {
+        let source = match bytes {
+            Some(b) => ModuleSource::Bytes(Arc::from(b)),
+            None => ModuleSource::File(path.to_path_buf()),
+        };
+        let hit = self
+            .inner
+            .modules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hash)
+            .cloned();
+        if let Some((info, linked)) = hit
+            && matches!(*linked, Linked::Reactor { .. })
+        {
+            admit::check_runner_caps(&info, policy)?;
+            return Ok(GuestModule {
+                hash,
+                info,
+                source,
+                linked,
+            });
+        }
+        let sci = self.sci()?;
+        let cached = sci.artifacts.as_ref().and_then(|a| a.lookup(&hash));
+        let (info, module) = match cached {
+            Some((art, info)) => {
+                // SAFETY: `art` is an artifact written by `ArtifactCache::store` from a module
+                // the runner engine compiled, checked as in `load_artifact`.
+                let module = unsafe { Module::deserialize_file(&sci.wasmtime, &art) }
+                    .map_err(|e| Rejection(format!("stale artifact: {e}")))?;
+                (info, module)
+            }
+            None => {
+                let read;
+                let bytes = match bytes {
+                    Some(b) => b,
+                    None => {
+                        read = std::fs::read(path)
+                            .map_err(|e| Rejection(format!("cannot read the runner: {e}")))?;
+                        &read
+                    }
+                };
+                if ModuleHash::of(bytes) != hash {
+                    return Err(Rejection(
+                        "the runner file does not match its recorded hash".into(),
+                    ));
+                }
+                let info = admit::admit_reactor_runner(bytes)?;
+                let module = Module::from_binary(&sci.wasmtime, bytes)
+                    .map_err(|e| Rejection(format!("the runner failed to compile: {e}")))?;
+                if let (Some(a), Ok(serialized)) = (&sci.artifacts, module.serialize()) {
+                    a.store(&hash, &info, &serialized);
+                }
+                (info, module)
+            }
+        };
+        admit::check_runner_caps(&info, policy)?;
+        let pre = sci
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| Rejection(format!("the runner cannot be linked: {}", link_error(&e))))?;
+        Ok(self.remember(
+            hash,
+            info,
+            Arc::new(Linked::Reactor { pre, lib, mpl_data }),
+            source,
+        ))
+    }
+
     /// The module from the memory cache or the disk artifact cache, caps re-checked.
     fn cached(
         &self,
@@ -599,7 +813,7 @@ impl Engine {
             .get(&hash)
             .cloned();
         if let Some((info, compiled)) = hit {
-            admit::check_caps(&info, policy)?;
+            check_caps(&info, &compiled, policy)?;
             return Ok(Some(GuestModule {
                 hash,
                 info,
@@ -649,6 +863,7 @@ impl Engine {
         match compiled {
             Linked::Core(pre) => pre.module().serialize(),
             Linked::Component(pre) => pre.instance_pre().component().serialize(),
+            Linked::Reactor { pre, .. } => pre.module().serialize(),
         }
     }
 

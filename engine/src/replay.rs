@@ -541,9 +541,13 @@ pub async fn replay(
     if module_bytes.len() as u64 != record.module.size {
         return Err(refuse("the module blob has the wrong size"));
     }
-    let module = engine
-        .admit(&module_bytes, &policy)
-        .map_err(|r| refuse(format!("the recorded module is not admissible: {r}")))?;
+    let module = job::admit(
+        engine,
+        job::Wasm::Bytes(&module_bytes),
+        crate::report::ModuleHash::of(&module_bytes),
+        &policy,
+    )
+    .map_err(|r| refuse(format!("the recorded module is not admissible: {r}")))?;
 
     // Inputs rebuilt from blobs.
     let argv: Vec<String> = record

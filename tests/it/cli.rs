@@ -50,6 +50,7 @@ pub fn trials() -> Vec<Trial> {
     ));
     t.push(Trial::test("cli::json::denied", denied));
     t.push(Trial::test("cli::check", check_cmd));
+    t.push(Trial::test("cli::check_names_the_runner", check_runner));
     t.push(Trial::test(
         "cli::issue_11_check_rejects_what_run_cannot_instantiate",
         check_uninstantiable,
@@ -285,6 +286,58 @@ fn check_cmd() -> Result<(), Failed> {
     Ok(())
 }
 
+/// `--runner` (a shared option of `run` and `check`): `check` names the runner a `.py`
+/// program gets (by its imports, or as chosen); an unknown runner, or a runner for another
+/// language, is invalid input (exit 2).
+fn check_runner() -> Result<(), Failed> {
+    let d = tmpdir()?;
+    std::fs::write(d.path().join("p.py"), "print('hi')\n").map_err(|e| e.to_string())?;
+    std::fs::write(
+        d.path().join("m.wat"),
+        "(module (func (export \"_start\")))",
+    )
+    .map_err(|e| e.to_string())?;
+    let check = |args: &[&str]| -> Result<(Option<i32>, Value), Failed> {
+        let out = corral()
+            .current_dir(d.path())
+            .arg("check")
+            .args(args)
+            .arg("--json")
+            .output()
+            .map_err(|e| e.to_string())?;
+        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        Ok((out.status.code(), v))
+    };
+    for (args, status, verdict, says) in [
+        (&["p.py"][..], 0, "ok", "to run on the python runner"),
+        (
+            &["p.py", "--runner", "python-sci"][..],
+            0,
+            "ok",
+            "to run on the python-sci runner",
+        ),
+        (
+            &["p.py", "--runner", "cobol"][..],
+            2,
+            "invalid_input",
+            "`--runner cobol`: unknown runner",
+        ),
+        (
+            &["m.wat", "--runner", "python"][..],
+            2,
+            "invalid_input",
+            "applies to .py programs only",
+        ),
+    ] {
+        let (code, v) = check(args)?;
+        let message = v["message"].as_str().unwrap_or("");
+        if code != Some(status) || v["verdict"] != verdict || !message.contains(says) {
+            return Err(format!("corral check {args:?}: status {code:?}, {v}").into());
+        }
+    }
+    Ok(())
+}
+
 /// Issue 11: `corral check` rejects a module no run could instantiate (two tables; a
 /// component creating 100 core instances), and `run` agrees: rejected, never host_error.
 fn check_uninstantiable() -> Result<(), Failed> {
@@ -334,13 +387,16 @@ fn help() -> Result<(), Failed> {
                 "--stdin",
                 "--seed",
                 "--json",
+                "--runner",
                 "--no-record",
                 "--trace",
             ],
         ),
         (
             &["check", "--help"],
-            &["--policy", "--dir", "--env", "--stdin", "--seed", "--json"],
+            &[
+                "--policy", "--dir", "--env", "--stdin", "--seed", "--json", "--runner",
+            ],
         ),
     ];
     for (args, words) in cases {

@@ -492,6 +492,10 @@ fn request(f: &Fixture, root: &Path) -> Result<Request, Failed> {
 /// process for the second, so that the two reports, which must be identical, also show that
 /// a worker reports what an in-process run does.
 fn engine_for(root: &Path, in_worker: bool) -> Result<Engine, Failed> {
+    engine_with_cache(root, &support::cache_dir(), in_worker)
+}
+
+fn engine_with_cache(root: &Path, cache: &Path, in_worker: bool) -> Result<Engine, Failed> {
     let isolation = if in_worker {
         corral::Isolation::Workers(corral::WorkerConfig {
             program: crate::workers::worker_program()?,
@@ -503,11 +507,33 @@ fn engine_for(root: &Path, in_worker: bool) -> Result<Engine, Failed> {
     };
     let config = EngineConfig {
         temp_root: root.join("tmp"),
-        cache_dir: Some(support::cache_dir()),
+        cache_dir: Some(cache.to_path_buf()),
         isolation,
         ..EngineConfig::default()
     };
     Engine::new(config).map_err(|e| Failed::from(e.to_string()))
+}
+
+/// The fixture's report on an engine whose cache (compiled programs, runners, artifacts) is
+/// `cache`; no host checks, no record.
+pub fn report_with_cache(f: &Fixture, cache: &Path) -> Result<RunReport, Failed> {
+    let host = HostRoot::new(&f.expect, false)?;
+    let engine = engine_with_cache(host.path(), cache, false)?;
+    let req = request(f, host.path())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let outcome = rt
+        .block_on(job::run_source(
+            &engine,
+            &req.source,
+            &req.policy,
+            &req.invocation,
+            Recording::Off,
+        ))
+        .map_err(|e| format!("host error (Err): {e}"))?;
+    Ok(outcome.report)
 }
 
 fn run_once(f: &Fixture, record: bool) -> Result<RunReport, Failed> {

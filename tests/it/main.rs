@@ -11,6 +11,8 @@
 //! - `cli::…`: the `corral` binary: JSON keys, exit statuses, `--help`.
 //! - `determinism::…`: reports identical while epoch ticks land every few microseconds.
 //! - `isolation::…`: runs on one engine share nothing (reused scratch dirs are empty).
+//! - `runner::…`: the language runners have their pinned bytes, and a second build in another
+//!   environment gives the same bytes and the same reports.
 //! - `workers::…`: the second wall: worker lock-down probes, crashes, deadlines, load.
 //! - `architecture::…`: the library's modules are acyclic, the choke points hold, and the
 //!   command's files do not import each other.
@@ -29,6 +31,7 @@ mod fixtures;
 mod isolation;
 mod policies;
 mod replay;
+mod runners;
 mod seccomp;
 mod serve;
 mod support;
@@ -51,6 +54,9 @@ fn main() -> ExitCode {
     unsafe {
         std::env::set_var(support::SECRET_ENV, support::secret());
     }
+    if let Ok(kind) = std::env::var(runners::CHILD_KIND_ENV) {
+        return runners::child_build(&kind);
+    }
     if std::env::var_os(seccomp::NO_OPENAT2_ENV).is_some() {
         seccomp::deny_openat2();
     }
@@ -63,6 +69,7 @@ fn main() -> ExitCode {
     trials.extend(eval::trials());
     trials.extend(determinism::trials());
     trials.extend(isolation::trials());
+    trials.extend(runners::trials());
     trials.extend(architecture::trials());
     trials.extend(workers::trials());
     trials.extend(wall::trials());

@@ -55,6 +55,11 @@ pub const WASI_P1_FUNCTIONS: [&str; 46] = [
     "sock_shutdown",
 ];
 
+/// The one import of the scientific Python runner beyond WASI: its "door" to host tools
+/// (`host::call(ptr, len, out_ptr_ptr, out_len_ptr) -> i32`). The gate answers -1 (no host)
+/// to every call and records it as a refusal; user modules may not import it.
+pub const HOST_CALL: (&str, &str) = ("host", "call");
+
 /// Every `corral_v1` function (see `guest-sdk`).
 pub const CORRAL_V1_FUNCTIONS: [&str; 4] = ["input_size", "input_read", "result_write", "metric"];
 

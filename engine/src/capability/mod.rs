@@ -11,6 +11,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod clock;
+pub(crate) mod door;
 pub(crate) mod imports;
 pub(crate) mod limits;
 pub(crate) mod output;
@@ -65,4 +66,12 @@ impl fmt::Debug for Gate {
 pub(crate) fn add_to_linker(linker: &mut wasmtime::Linker<RunState>) -> wasmtime::Result<()> {
     p1::add_to_linker(linker)?;
     sdk::add_to_linker(linker)
+}
+
+/// Registers what the scientific Python runner imports: WASI preview 1 and `host::call`.
+pub(crate) fn add_runner_to_linker(
+    linker: &mut wasmtime::Linker<RunState>,
+) -> wasmtime::Result<()> {
+    p1::add_to_linker(linker)?;
+    door::add_to_linker(linker)
 }

