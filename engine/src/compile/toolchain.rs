@@ -178,6 +178,10 @@ fn file_name(name: &str, ext: &str, fallback: &str) -> String {
     }
 }
 
+/// The link in a build dir to the toolchain's library dir (a name no source file can take:
+/// source names never start with a dot).
+const LIB_LINK: &str = ".corral-lib";
+
 fn run(
     tc: &Toolchain,
     program: &Path,
@@ -194,8 +198,21 @@ fn run(
         ("PATH".into(), "/usr/bin:/bin".into()),
         ("TMPDIR".into(), ".".into()),
     ];
-    // Without /proc (neither jail has one), ld.so cannot expand $ORIGIN for a rustup rustc.
-    spec.env.extend(tc.env.iter().cloned());
+    // Without /proc (neither jail has one), ld.so cannot expand $ORIGIN for a rustup rustc:
+    // it needs LD_LIBRARY_PATH. Its value must not be a host path either (`option_env!`
+    // would compile the toolchain's location under the user's home into the module): a
+    // relative link in the work dir (the cwd of the compiler and of the linker it starts)
+    // points at the library dir, which the jail grants read-only anyway.
+    for (key, value) in &tc.env {
+        if key == "LD_LIBRARY_PATH" && Path::new(value).is_absolute() {
+            let link = work.join(LIB_LINK);
+            std::os::unix::fs::symlink(value, &link)
+                .map_err(|e| Error::host(format!("cannot prepare the build directory: {e}")))?;
+            spec.env.push((key.clone(), format!("./{LIB_LINK}")));
+        } else {
+            spec.env.push((key.clone(), value.clone()));
+        }
+    }
     spec.limits = limits();
     let outcome = jail::run_jailed(&spec).map_err(|e| match e {
         jail::JailError::Unavailable(why) => Error::host(format!(
