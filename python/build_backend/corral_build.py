@@ -51,6 +51,17 @@ def _cache_dir() -> Path:
     return Path.home() / ".cache" / "corral"
 
 
+def _pinned_entry(language: str) -> str | None:
+    """The name of the pinned runner's cache entry, ``<runner>-<recipe>`` (runners/pins.toml)."""
+    try:
+        import tomllib
+
+        pins = tomllib.loads((ROOT / "runners" / "pins.toml").read_text())
+        return f"{language}-{pins[language]['recipe']}"
+    except (ImportError, OSError, KeyError, TypeError, ValueError):
+        return None
+
+
 def _corral_binary(profile: str) -> Path:
     subprocess.run(
         ["cargo", "build", "--locked", "--quiet", "-p", "corral-cli", "--profile", profile],
@@ -83,6 +94,11 @@ def bundle_runners() -> dict[str, dict[str, object]]:
                 for h in sorted((cache / "runners").glob("*/runner.hash"))
                 if h.read_text().strip() == want
             ]
+            if len(entries) > 1:
+                # Entries of other recipes may hold the same bytes (a reproducible runner whose
+                # recipe changed): the engine looks only in its own recipe's entry, the pinned one.
+                pinned = _pinned_entry(language)
+                entries = [e for e in entries if e.name == pinned]
             if len(entries) != 1:
                 raise RuntimeError(
                     f"expected one {language} runner with hash {want} in {cache / 'runners'}, found {len(entries)}"
