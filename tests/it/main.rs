@@ -75,6 +75,7 @@ fn main() -> ExitCode {
     trials.extend(wall::trials());
     trials.extend(serve::trials());
     let conclusion = libtest_mimic::run(&args, trials);
+    support::remove_ct_canary();
     print_record_sizes();
     conclusion.exit_code()
 }

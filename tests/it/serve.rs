@@ -47,7 +47,18 @@ struct Server {
 }
 
 impl Drop for Server {
+    /// Stops the server as an operator would (SIGTERM: it drains and removes its work dir),
+    /// killing it only if it is still there after 5 s. Its temporary files live in the
+    /// test's own directory either way.
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            signal(self.pid(), libc::SIGTERM);
+            let t = Instant::now();
+            while matches!(self.child.try_wait(), Ok(None)) && t.elapsed() < Duration::from_secs(5)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -57,7 +68,9 @@ impl Server {
     fn start(extra: &[&str]) -> Result<Server, Failed> {
         let dir = tempfile::tempdir()?;
         let store = dir.path().join("store");
+        std::fs::create_dir(dir.path().join("tmp"))?;
         let mut child = corral()
+            .env("TMPDIR", dir.path().join("tmp"))
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
             .arg("--record-dir")
             .arg(&store)
@@ -107,6 +120,13 @@ impl Server {
 
     fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// What the server left in its temporary directory.
+    fn leftovers(&self) -> Result<Vec<std::ffi::OsString>, Failed> {
+        Ok(std::fs::read_dir(self._dir.path().join("tmp"))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()?)
     }
 }
 
@@ -248,14 +268,12 @@ fn worker_pids(pid: i32) -> Vec<i32> {
     out
 }
 
-/// Sends SIGKILL to `pid` (a worker process of a server we started); whether it was sent.
-#[expect(
-    unsafe_code,
-    reason = "killing a worker process is the fault under test"
-)]
-fn kill_worker(pid: i32) -> bool {
-    // SAFETY: kill takes integers; the pid is a child of the server we started.
-    unsafe { libc::kill(pid, libc::SIGKILL) == 0 }
+/// Sends `sig` to `pid` (a server we started, or one of its worker processes); whether it
+/// was sent.
+#[expect(unsafe_code, reason = "signalling our own server and its workers")]
+fn signal(pid: i32, sig: libc::c_int) -> bool {
+    // SAFETY: kill takes integers; the pid is the server we started or one of its children.
+    unsafe { libc::kill(pid, sig) == 0 }
 }
 
 /// Waits until the server `pid` has `n` worker processes.
@@ -444,7 +462,7 @@ fn worker_killed() -> Result<(), Failed> {
     let mut kills = 0;
     for victim in workers.iter().take(2) {
         std::thread::sleep(Duration::from_millis(700));
-        if kill_worker(*victim) {
+        if signal(*victim, libc::SIGKILL) {
             kills += 1;
         }
     }
@@ -551,11 +569,7 @@ fn sigterm() -> Result<(), Failed> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    // SAFETY: signalling our own child process.
-    #[expect(unsafe_code, reason = "kill(2) on our own child")]
-    unsafe {
-        libc::kill(s.pid(), libc::SIGTERM);
-    }
+    signal(s.pid(), libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(200));
     // New work is refused: the listener is closed (or, racing it, a 503).
     match post(
@@ -580,6 +594,9 @@ fn sigterm() -> Result<(), Failed> {
     }
     let status = s.child.wait()?;
     assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+    // A drained server leaves nothing behind: its work dir (workers' roots included) is gone.
+    let left = s.leftovers()?;
+    assert!(left.is_empty(), "the server left {left:?} in its temp dir");
     no_panic(&s)
 }
 

@@ -105,10 +105,19 @@ pub fn diff(before: &BTreeMap<PathBuf, Node>, after: &BTreeMap<PathBuf, Node>) -
 /// (`include_str!("/tmp/corral-ct-canary.txt")`, `#include "/tmp/corral-ct-canary.txt"`).
 pub const CT_CANARY: &str = "/tmp/corral-ct-canary.txt";
 
+static CT_CANARY_PLANTED: OnceLock<()> = OnceLock::new();
+
 /// Writes [`CT_CANARY`] (once per process).
 pub fn plant_ct_canary() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
+    CT_CANARY_PLANTED.get_or_init(|| {
         let _ = std::fs::write(CT_CANARY, format!("{} compile-time canary\n", secret()));
     });
+}
+
+/// Removes [`CT_CANARY`] if this process planted it (after all tests ran: nothing of the
+/// suite stays in the shared temp dir).
+pub fn remove_ct_canary() {
+    if CT_CANARY_PLANTED.get().is_some() {
+        let _ = std::fs::remove_file(CT_CANARY);
+    }
 }
