@@ -184,10 +184,15 @@ class Replica:
     def start(cls, tmp: Path, i: int) -> Replica:
         """`corral serve` on a free loopback port, one worker process, logging to a file."""
         log = tmp / f"replica-{i}.log"
+        # Its own temp dir: the replica killed with SIGKILL cannot remove its work dir, and
+        # nothing of the test may stay in the shared one.
+        own_tmp = tmp / f"replica-{i}-tmp"
+        own_tmp.mkdir()
         with log.open("wb") as f:
             proc = subprocess.Popen(
                 [str(corral_bin()), "serve", "--listen", f"{LOOPBACK}:0", "--workers", "1", "--no-record"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=f,
+                env=dict(os.environ, TMPDIR=str(own_tmp)),
             )  # fmt: skip
         return cls(proc, 0, log)
 
