@@ -62,6 +62,7 @@ pub mod admit;
 mod artifact;
 pub(crate) mod capability;
 pub mod compile;
+mod confine;
 mod engine;
 mod error;
 pub mod eval;

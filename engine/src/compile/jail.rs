@@ -78,10 +78,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, Scope,
-};
+use landlock::{ABI, AccessFs, BitFlags, PathBeneath, PathFd, RulesetCreatedAttr};
 
 /// Which OS mechanism confines the program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -996,29 +993,8 @@ fn landlock_ruleset(spec: &JailSpec) -> Result<OwnedFd, JailError> {
     let err = |e: &dyn fmt::Display| JailError::Landlock(e.to_string());
     // The newest ABI this crate knows; rights the kernel lacks are dropped (best effort).
     let abi = ABI::V10;
-    let mut work_access = AccessFs::from_all(abi);
-    // No device nodes (a root-owned block device in the work dir would expose the disk), no
-    // sockets or fifos, no device ioctls, and no executing what the compiler wrote.
-    for a in [
-        AccessFs::Execute,
-        AccessFs::MakeChar,
-        AccessFs::MakeBlock,
-        AccessFs::MakeSock,
-        AccessFs::MakeFifo,
-        AccessFs::IoctlDev,
-    ] {
-        work_access.remove(a);
-    }
-    let mut ruleset = Ruleset::default()
-        .set_compatibility(CompatLevel::BestEffort)
-        .handle_access(AccessFs::from_all(abi))
-        .map_err(|e| err(&e))?
-        .handle_access(AccessNet::from_all(abi))
-        .map_err(|e| err(&e))?
-        .scope(Scope::from_all(abi))
-        .map_err(|e| err(&e))?
-        .create()
-        .map_err(|e| err(&e))?;
+    let work_access = crate::confine::writable_without_exec(abi);
+    let mut ruleset = crate::confine::deny_all_ruleset(abi).map_err(|e| err(&e))?;
     // A symlink entry makes the link itself visible (bubblewrap); Landlock does not check
     // symlink traversal, so it needs no rule (its target must be granted on its own).
     let mut rules: Vec<(&Path, BitFlags<AccessFs>)> = spec

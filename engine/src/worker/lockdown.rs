@@ -31,10 +31,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
-};
+use landlock::{ABI, AccessFs, BitFlags, PathBeneath, PathFd, RulesetCreatedAttr, RulesetStatus};
+
+use crate::confine;
 
 use super::Walls;
 
@@ -122,28 +121,9 @@ pub(crate) fn apply(plan: &Plan) -> Result<Walls, String> {
 fn landlock(plan: &Plan) -> Result<u8, String> {
     let err = |e: &dyn std::fmt::Display| format!("landlock: {e}");
     let abi = ABI::V6;
-    let mut write_access = AccessFs::from_all(abi);
-    for a in [
-        AccessFs::Execute,
-        AccessFs::MakeChar,
-        AccessFs::MakeBlock,
-        AccessFs::MakeSock,
-        AccessFs::MakeFifo,
-        AccessFs::IoctlDev,
-    ] {
-        write_access.remove(a);
-    }
+    let write_access = confine::writable_without_exec(abi);
     let read_access: BitFlags<AccessFs> = AccessFs::ReadFile | AccessFs::ReadDir;
-    let mut ruleset = Ruleset::default()
-        .set_compatibility(CompatLevel::BestEffort)
-        .handle_access(AccessFs::from_all(abi))
-        .map_err(|e| err(&e))?
-        .handle_access(AccessNet::from_all(abi))
-        .map_err(|e| err(&e))?
-        .scope(Scope::from_all(abi))
-        .map_err(|e| err(&e))?
-        .create()
-        .map_err(|e| err(&e))?;
+    let mut ruleset = confine::deny_all_ruleset(abi).map_err(|e| err(&e))?;
     let rules = plan
         .read_only
         .iter()
