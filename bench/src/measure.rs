@@ -225,38 +225,7 @@ pub(super) fn throughput(opts: &BenchOptions) -> Rows {
     let span = Duration::from_millis(count(opts, 3000, 1000) as u64);
 
     let rt = multi_thread(threads)?;
-    let started = Instant::now();
-    let total: usize = rt.block_on(async {
-        let mut tasks = Vec::new();
-        for t in 0..threads {
-            let (engine, program, strict) = (engine.clone(), program.clone(), strict.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut n = 0usize;
-                while started.elapsed() < span {
-                    let r = run_job(
-                        &engine,
-                        &program,
-                        &strict,
-                        &seeded((t * 1_000_000 + n) as u64),
-                    )
-                    .await?;
-                    if r.verdict != Verdict::Ok {
-                        return Err(Error::host(r.message));
-                    }
-                    n += 1;
-                }
-                Ok::<usize, Error>(n)
-            }));
-        }
-        let mut total = 0;
-        for t in tasks {
-            total += t
-                .await
-                .map_err(|e| Error::host(format!("a benchmark task failed: {e}")))??;
-        }
-        Ok::<usize, Error>(total)
-    })?;
-    let corral_rate = total as f64 / started.elapsed().as_secs_f64();
+    let corral_rate = rate(&rt, &engine, &program, &strict, threads, span)?;
     drop(rt);
 
     let raw = Arc::new(RawP1::new(&wasm, Alloc::Pooling)?);
@@ -1183,8 +1152,9 @@ fn worker_engine(opts: &BenchOptions, exe: &Path, n: usize) -> Result<Engine, Er
     })
 }
 
-/// Trivial runs per second from `tasks` concurrent callers for `span`.
-fn rate(
+/// Runs per second of `program` from `tasks` concurrent callers for `span` (every run a
+/// fresh seed; a run that does not end `ok` is an error).
+pub(super) fn rate(
     rt: &tokio::runtime::Runtime,
     engine: &Engine,
     program: &Program,

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use corral::compile::{Language, Source};
 use corral::eval::{self, Case, EvalOptions};
-use corral::job::{self, Invocation, Program, Recording};
-use corral::{Engine, Error, Policy, Verdict};
+use corral::job::{Invocation, Program};
+use corral::{Engine, Error, Policy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{BenchOptions, Row, Stats, Value};
@@ -157,34 +157,7 @@ fn in_process_rate(
         .enable_all()
         .build()
         .map_err(host)?;
-    let started = Instant::now();
-    let total: usize = rt.block_on(async {
-        let mut tasks = Vec::new();
-        for t in 0..inflight {
-            let (engine, program, policy) = (engine.clone(), program.clone(), policy.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut n = 0usize;
-                while started.elapsed() < span {
-                    let inv = Invocation {
-                        seed: (t * 1_000_000 + n) as u64,
-                        ..Invocation::default()
-                    };
-                    let o = job::run(&engine, &program, &policy, &inv, Recording::Off).await?;
-                    if o.report.verdict != Verdict::Ok {
-                        return Err(Error::host(o.report.message));
-                    }
-                    n += 1;
-                }
-                Ok::<usize, Error>(n)
-            }));
-        }
-        let mut total = 0;
-        for t in tasks {
-            total += t.await.map_err(host)??;
-        }
-        Ok::<usize, Error>(total)
-    })?;
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    super::measure::rate(&rt, engine, program, policy, inflight, span)
 }
 
 /// A service on `engine`, serving on a loopback port from its own runtime (`workers`
