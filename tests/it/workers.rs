@@ -71,6 +71,33 @@ fn rt() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// One run of `program` with `inv`; a run that does not come back within `within` fails the
+/// test.
+fn run_once(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    program: &Program,
+    policy: &Policy,
+    inv: &Invocation,
+    within: Duration,
+) -> Result<corral::RunReport, Failed> {
+    let run = job::run(engine, program, policy, inv, Recording::Off);
+    Ok(rt
+        .block_on(async { tokio::time::timeout(within, run).await })
+        .map_err(|_| format!("the run did not come back within {within:?}"))?
+        .map_err(|e| e.to_string())?
+        .report)
+}
+
+/// `Ok` if `r` ended `ok`, else an error naming `what`.
+fn expect_ok(r: &corral::RunReport, what: &str) -> Result<(), Failed> {
+    if r.verdict == Verdict::Ok {
+        Ok(())
+    } else {
+        Err(format!("{what}: {:?} {}", r.verdict, r.message).into())
+    }
+}
+
 fn wat(text: &str) -> Source {
     Source::new(text.as_bytes().to_vec(), "guest.wat", Language::Wat)
 }
@@ -180,10 +207,14 @@ fn blocked() -> Result<(), Failed> {
     let mut inv = Invocation::default();
     inv.env.insert(job::TEST_HOOK_ENV.into(), "block".into());
     let t = Instant::now();
-    let r = rt
-        .block_on(job::run(&engine, &program, &policy, &inv, Recording::Off))
-        .map_err(|e| e.to_string())?
-        .report;
+    let r = run_once(
+        &rt,
+        &engine,
+        &program,
+        &policy,
+        &inv,
+        Duration::from_secs(60),
+    )?;
     let took = t.elapsed();
     if r.verdict != Verdict::Limit(LimitKind::WallTime) || r.deterministic() {
         return Err(format!("blocked run: {:?} {}", r.verdict, r.message).into());
@@ -192,20 +223,16 @@ fn blocked() -> Result<(), Failed> {
     if took > Duration::from_secs(5) {
         return Err(format!("the blocked worker was killed after {took:?}").into());
     }
-    let next = rt
-        .block_on(job::run(
-            &engine,
-            &program,
-            &policy,
-            &Invocation::default(),
-            Recording::Off,
-        ))
-        .map_err(|e| e.to_string())?
-        .report;
-    if next.verdict != Verdict::Ok {
-        return Err(format!("the next run: {:?} {}", next.verdict, next.message).into());
-    }
-    Ok(())
+    let inv = Invocation::default();
+    let next = run_once(
+        &rt,
+        &engine,
+        &program,
+        &policy,
+        &inv,
+        Duration::from_secs(60),
+    )?;
+    expect_ok(&next, "the next run")
 }
 
 /// A caller that stops waiting (drops the run's future, as the service does when its client
@@ -248,27 +275,17 @@ fn cancelled() -> Result<(), Failed> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let next = rt
-        .block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(10),
-                job::run(
-                    &engine,
-                    &program,
-                    &policy,
-                    &Invocation::default(),
-                    Recording::Off,
-                ),
-            )
-            .await
-        })
-        .map_err(|_| "the next run waited for the cancelled one")?
-        .map_err(|e| e.to_string())?
-        .report;
-    if next.verdict != Verdict::Ok {
-        return Err(format!("the next run: {:?} {}", next.verdict, next.message).into());
-    }
-    Ok(())
+    // Not behind the cancelled run (which would hold its worker for 60 s).
+    let inv = Invocation::default();
+    let next = run_once(
+        &rt,
+        &engine,
+        &program,
+        &policy,
+        &inv,
+        Duration::from_secs(10),
+    )?;
+    expect_ok(&next, "the next run")
 }
 
 /// A worker's parent-death signal is tied to the thread that forked it: workers started
@@ -283,40 +300,41 @@ fn outlive() -> Result<(), Failed> {
         let (engine, program, policy) = (engine.clone(), program.clone(), policy.clone());
         std::thread::spawn(move || {
             let rt = rt();
-            let r = rt.block_on(job::run(
+            let inv = Invocation::default();
+            let r = run_once(
+                &rt,
                 &engine,
                 &program,
                 &policy,
-                &Invocation::default(),
-                Recording::Off,
-            ));
-            let pids = rt.block_on(engine.worker_pids());
-            (r.map(|o| o.report.verdict), pids)
+                &inv,
+                Duration::from_secs(60),
+            )
+            .and_then(|r| expect_ok(&r, "the first run"))
+            .map_err(|e| format!("{e:?}"));
+            (r, rt.block_on(engine.worker_pids()))
         })
         .join()
         .map_err(|_| "the first thread panicked")?
     };
-    let (verdict, before) = first;
-    if verdict.map_err(|e| e.to_string())? != Verdict::Ok || before.is_empty() {
-        return Err(format!("the first run: workers {before:?}").into());
+    let (first, before) = first;
+    first?;
+    if before.is_empty() {
+        return Err("the first run started no worker".into());
     }
     // The thread and its runtime are gone; give a parent-death signal time to land.
     std::thread::sleep(Duration::from_millis(300));
     let rt = rt();
+    let inv = Invocation::default();
     for _ in 0..4 {
-        let r = rt
-            .block_on(job::run(
-                &engine,
-                &program,
-                &policy,
-                &Invocation::default(),
-                Recording::Off,
-            ))
-            .map_err(|e| e.to_string())?
-            .report;
-        if r.verdict != Verdict::Ok {
-            return Err(format!("a later run: {:?} {}", r.verdict, r.message).into());
-        }
+        let r = run_once(
+            &rt,
+            &engine,
+            &program,
+            &policy,
+            &inv,
+            Duration::from_secs(60),
+        )?;
+        expect_ok(&r, "a later run")?;
     }
     let after = rt.block_on(engine.worker_pids());
     if after != before {
