@@ -14,7 +14,9 @@ pub struct CacheKey(pub [u8; 32]);
 impl CacheKey {
     /// Derives the key of a compile job.
     pub fn of(parts: &[&[u8]]) -> CacheKey {
-        let mut h = blake3::Hasher::new_derive_key("corral 2026 compile cache v1");
+        // v2: rustc's environment in the jail changed (a relative LD_LIBRARY_PATH); modules
+        // built under v1 may hold the toolchain's host path (`option_env!`), so they must miss.
+        let mut h = blake3::Hasher::new_derive_key("corral 2026 compile cache v2");
         for p in parts {
             h.update(&(p.len() as u64).to_le_bytes());
             h.update(p);
