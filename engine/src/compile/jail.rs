@@ -863,8 +863,13 @@ fn child_setup(plan: &ChildPlan, view: Option<&View>) -> io::Result<()> {
         let n = unsafe { libc::write(plan.cgroup_procs_fd, b"0".as_ptr().cast(), 1) };
         check(n as libc::c_long)?;
     }
+    // The open-files limit comes after the root is built: until exec the child still holds
+    // every descriptor of the (busy, multi-threaded) parent, and with the limit below their
+    // numbers, each open of the root's construction failed with EMFILE.
     for (resource, soft, hard) in plan.rlimits {
-        set_rlimit(resource, soft, hard)?;
+        if resource != libc::RLIMIT_NOFILE {
+            set_rlimit(resource, soft, hard)?;
+        }
     }
     if plan.landlock_fd >= 0 {
         // A new user namespace drops every capability in the host namespace (also for root);
@@ -877,6 +882,11 @@ fn child_setup(plan: &ChildPlan, view: Option<&View>) -> io::Result<()> {
         check(unsafe { libc::unshare(flags) }.into())?;
         if let Some(view) = view {
             build_view(view)?;
+        }
+    }
+    for (resource, soft, hard) in plan.rlimits {
+        if resource == libc::RLIMIT_NOFILE {
+            set_rlimit(resource, soft, hard)?;
         }
     }
     // Set after unshare so the user namespace records the engine's (higher) limit for the
@@ -1579,6 +1589,27 @@ mod tests {
         let o = run_jailed(&spec);
         assert!(o.as_ref().is_ok_and(JailOutcome::success), "{o:?}");
         let _ = fs::remove_dir(&dir);
+    }
+
+    /// The open-files limit applies to the program, not to building its root: a parent
+    /// that holds more descriptors than the limit (a busy engine) still starts jails.
+    #[test]
+    fn a_parent_holding_many_descriptors_still_starts_jails() {
+        let Some(Mechanism::Landlock) = probe().best() else {
+            return;
+        };
+        let held: Vec<fs::File> = (0..512)
+            .map(|_| fs::File::open("/dev/null"))
+            .collect::<Result<_, _>>()
+            .expect("512 descriptors");
+        let dir = tempfile_dir();
+        let mut spec = JailSpec::new("/usr/bin/true", &dir);
+        spec.mechanism = Mechanism::Landlock;
+        spec.read_only.push("/usr/bin".into());
+        let o = run_jailed(&spec);
+        drop(held);
+        let _ = fs::remove_dir(&dir);
+        assert!(o.as_ref().is_ok_and(JailOutcome::success), "{o:?}");
     }
 
     /// Issue 11: in both mechanisms the program sees only its grants: the loader still
