@@ -18,6 +18,10 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("eval::cli_json_and_junit", cli_json_junit),
         Trial::test("eval::invalid_suites", invalid_suites),
         Trial::test(
+            "eval::a_case_below_the_programs_caps_is_rejected_in_every_wall",
+            case_below_caps,
+        ),
+        Trial::test(
             "eval::junit_with_control_characters_parses_as_xml",
             junit_control_characters,
         ),
@@ -452,6 +456,58 @@ const NOISY_WAT: &str = r#"(module
     (i32.store (i32.const 4) (i32.const 24))
     (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
     (drop (call $w (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+
+/// A case whose `limits` lower `memory_bytes` below the memory the program declares: the
+/// same `rejected` verdict in this process and in a worker (the worker path once made it a
+/// host error, and `corral serve` a 500).
+fn case_below_caps() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    std::fs::write(
+        dir.path().join("p.wat"),
+        r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 2)
+  (func (export "_start") (call $exit (i32.const 0))))"#,
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "program = \"p.wat\"\n[[case]]\nname = \"small\"\nlimits = { memory_bytes = 849 }\n\n[[case]]\nname = \"fits\"\n",
+    )
+    .map_err(|e| e.to_string())?;
+    for wall in [&["--in-process"][..], &[]] {
+        let out = crate::cli::corral()
+            .arg("eval")
+            .arg("--json")
+            .args(wall)
+            .arg(dir.path().join("s.toml"))
+            .env("TMPDIR", dir.path())
+            .output()
+            .map_err(|e| e.to_string())?;
+        let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let verdict = |name: &str| {
+            lines
+                .iter()
+                .find(|l| l["case"] == name)
+                .map(|l| l["verdict"].clone())
+        };
+        if out.status.code() != Some(1)
+            || verdict("small") != Some(Value::from("rejected"))
+            || verdict("fits") != Some(Value::from("ok"))
+        {
+            return Err(format!(
+                "{wall:?}: exit {:?}, {lines:?}\n{}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
 
 fn junit_control_characters() -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;

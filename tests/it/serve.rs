@@ -366,6 +366,19 @@ fn run_eval_records_replay() -> Result<(), Failed> {
             .is_some_and(|r| r.starts_with("blake3:"))
     );
     assert_eq!(v["cases"][1]["status"], "pass");
+
+    // A case may lower the caps below what the program declares (found by schemathesis as
+    // a 500): that case is rejected, the others run.
+    let e = post(
+        s.addr,
+        "/v1/eval",
+        &serde_json::json!({"code": HELLO, "language": "wat",
+            "cases": [{"limits": {"memory_bytes": 849}}, {"expect_stdout": "hello\n"}]}),
+    )?;
+    assert_eq!(e.status, 200, "{}", e.body);
+    let v = e.json()?;
+    assert_eq!(v["cases"][0]["verdict"], "rejected", "{v}");
+    assert_eq!(v["cases"][1]["status"], "pass", "{v}");
     no_panic(&s)
 }
 

@@ -157,12 +157,7 @@ impl Program {
             state: State::Failed(Box::new(report)),
         };
         let rejected = |rejection: crate::admit::Rejection, hash: ModuleHash| {
-            let mut report = RunReport::without_run(
-                Verdict::Rejected(rejection.0.clone()),
-                format!("the module was rejected: {}", rejection.0),
-            );
-            report.module_hash = Some(hash);
-            failed(report)
+            failed(rejected(rejection, hash))
         };
         let ready = match compiled {
             Compiled::Wasm(w) => match admit(engine, Wasm::Bytes(&w), ModuleHash::of(&w), policy) {
@@ -479,6 +474,15 @@ pub async fn run(
         State::Ready(r) => r,
         State::Failed(report) => return Ok(Outcome::without_run((**report).clone())),
     };
+    // The program was admitted under the policy it was built with; a run may lower the
+    // caps (an eval case's `limits`), and then it is refused here the way admission refuses
+    // it, in this process or a worker alike.
+    if let Err(rejection) = ready.module.check_caps(policy) {
+        return Ok(Outcome::without_run(rejected(
+            rejection,
+            ready.module.hash(),
+        )));
+    }
     let workers = engine.workers().await?;
     let walls = workers.map(|p| p.walls()).unwrap_or_default();
     let missing: Vec<&str> = policy
@@ -519,6 +523,16 @@ pub async fn run(
             inputs: finished.inputs,
         }),
     })
+}
+
+/// The report of a module admission refused: nothing ran.
+fn rejected(rejection: crate::admit::Rejection, hash: ModuleHash) -> RunReport {
+    let mut report = RunReport::without_run(
+        Verdict::Rejected(rejection.0.clone()),
+        format!("the module was rejected: {}", rejection.0),
+    );
+    report.module_hash = Some(hash);
+    report
 }
 
 /// Runs `program` in this process (a worker process runs its runs here too).
