@@ -29,6 +29,10 @@ pub fn trials() -> Vec<Trial> {
         ),
         Trial::test("workers::required_walls", required_walls),
         Trial::test("workers::load_with_killed_workers", load),
+        Trial::test(
+            "workers::issue_18_a_worker_outlives_the_thread_that_started_it",
+            outlives_starter,
+        ),
     ]
 }
 
@@ -118,6 +122,40 @@ fn walls() -> Result<(), Failed> {
     if std::fs::read("/etc/passwd").is_err() || std::net::TcpListener::bind("127.0.0.1:0").is_err()
     {
         return Err("the probes cannot fail here, so they prove nothing".into());
+    }
+    Ok(())
+}
+
+/// Issue 18: a worker is not killed when the thread that asked for it exits. The pool is
+/// made on a tokio blocking thread, which this runtime ends 50 ms after it goes idle (tokio's
+/// default is 10 s): before the fix the worker, forked by that thread, got its parent-death
+/// SIGKILL mid-run and a long run (here ~1 s of fuel) ended as `host_error`.
+fn outlives_starter() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let engine = worker_engine(dir.path(), 1)?;
+    let mut policy = Policy::strict();
+    policy.limits.fuel = corral::policy::Fuel(4_000_000_000);
+    policy.limits.wall_time = Duration::from_secs(120);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_keep_alive(Duration::from_millis(50))
+        .enable_time()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let spin = wat("(module (func (export \"_start\") (loop br 0)))");
+    let program = Program::prepare(&engine, &spin, &policy).map_err(|e| e.to_string())?;
+    let r = rt
+        .block_on(job::run(
+            &engine,
+            &program,
+            &policy,
+            &Invocation::default(),
+            Recording::Off,
+        ))
+        .map_err(|e| e.to_string())?
+        .report;
+    if r.verdict != Verdict::Limit(LimitKind::Fuel) || !r.isolation.process {
+        return Err(format!("{:?}: {}", r.verdict, r.message).into());
     }
     Ok(())
 }

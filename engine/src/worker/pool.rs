@@ -402,6 +402,39 @@ fn replace_if_retired(shared: &Shared, w: &Arc<Worker>) {
     }
 }
 
+/// Starts `cmd` from the process's spawner thread, which never exits.
+///
+/// A worker's parent-death signal (`PR_SET_PDEATHSIG(SIGKILL)`, `lockdown.rs`) fires when
+/// the *thread* that forked it exits, not the process. Workers used to be forked by whatever
+/// thread asked (the pool is made in a tokio blocking thread, which tokio ends after 10 s
+/// idle), so a run still going 10 s after its worker was started died as `host_error`
+/// ("killed by signal 9"). Forking them all from one thread that lives as long as the process
+/// keeps the signal's meaning: the worker dies with its supervisor.
+fn spawn_child(mut cmd: Command) -> std::io::Result<Child> {
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: std::sync::OnceLock<Option<mpsc::Sender<Request>>> = std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("corral-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .ok()
+            .map(|_| tx)
+    });
+    let Some(spawner) = spawner else {
+        // No thread could be started for it: fork here (the signal then follows this thread).
+        return cmd.spawn();
+    };
+    let (reply, answer) = mpsc::channel();
+    let gone = || std::io::Error::other("the worker spawner thread is gone");
+    spawner.send((cmd, reply)).map_err(|_| gone())?;
+    answer.recv().map_err(|_| gone())?
+}
+
 /// Starts one worker (with extra read-only and read-write trees for a one-off worker) and
 /// waits until it is locked down and ready.
 fn spawn(
@@ -436,7 +469,7 @@ fn spawn(
     {
         cmd.env(super::lockdown::NO_SECCOMP_FOR_TRACE, v);
     }
-    let mut child = cmd.spawn().map_err(|e| {
+    let mut child = spawn_child(cmd).map_err(|e| {
         Error::host(format!(
             "cannot start a worker ({}): {e}",
             shared.config.program.display()
