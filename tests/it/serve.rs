@@ -434,11 +434,11 @@ fn worker_killed() -> Result<(), Failed> {
     let mut kills = 0;
     for victim in workers.iter().take(2) {
         std::thread::sleep(Duration::from_millis(700));
-        // SAFETY: kill takes integers; the pid is a child of the server we started.
         #[expect(
             unsafe_code,
             reason = "killing a worker process is the fault under test"
         )]
+        // SAFETY: kill takes integers; the pid is a child of the server we started.
         let r = unsafe { libc::kill(*victim, libc::SIGKILL) };
         if r == 0 {
             kills += 1;
