@@ -208,10 +208,20 @@ pub fn compile(
             let cpp = lang == Language::Cpp;
             let tag: &[u8] = if cpp { b"c++" } else { b"c" };
             let flags = toolchain::c_flags(cpp).join(" ");
-            let parts: [&[u8]; 5] = [
+            // corral's own C++ headers are part of what a C++ source compiles against.
+            let headers: String = if cpp {
+                toolchain::CXX_HEADERS
+                    .iter()
+                    .map(|(p, t)| format!("{p}\n{t}\n"))
+                    .collect()
+            } else {
+                String::new()
+            };
+            let parts: [&[u8]; 6] = [
                 tag,
                 flags.as_bytes(),
                 tc.version.as_bytes(),
+                headers.as_bytes(),
                 name.as_bytes(),
                 source,
             ];

@@ -306,12 +306,74 @@ pub(crate) fn c_flags(cpp: bool) -> Vec<&'static str> {
         "-D__TIME__=\"00:00:00\"",
         "-D__TIMESTAMP__=\"Thu Jan  1 00:00:00 1970\"",
     ];
-    const CPP: &[&str] = &["-std=c++17", "-fno-exceptions", "-nostdinc++"];
+    const CPP: &[&str] = &[
+        "-std=c++17",
+        "-fno-exceptions",
+        "-nostdinc++",
+        // corral's own headers (`<bits/stdc++.h>`), written into the build dir: searched
+        // before libc++'s.
+        "-isystem",
+        CXX_INCLUDE_DIR,
+    ];
     let mut flags = COMMON.to_vec();
     if cpp {
         flags.extend_from_slice(CPP);
     }
     flags
+}
+
+/// The build-dir-relative directory of corral's own C++ headers ([`CXX_HEADERS`]).
+const CXX_INCLUDE_DIR: &str = "corral-include";
+
+/// Headers corral adds to the C++ toolchain, `(path below CXX_INCLUDE_DIR, text)`: GCC's
+/// `<bits/stdc++.h>` (every standard header the wasm sysroot has), which most
+/// competitive-programming C++ starts with. Part of the compile cache key.
+pub(crate) const CXX_HEADERS: &[(&str, &str)] =
+    &[("bits/stdc++.h", include_str!("include/bits/stdc++.h"))];
+
+/// Makes a compile failure of C or C++ say what corral does not have, in front of clang's
+/// own diagnostics: exceptions (`throw`/`try` under `-fno-exceptions`, or a link against the
+/// C++ runtime's throw functions) and libraries that are not installed (a missing
+/// `<header>` that is not a path). The added line has the `file:line:col: error:` form of the
+/// clang line it explains, so it is the one the report's message shows.
+pub(crate) fn explain(diag: String, cpp: bool) -> String {
+    let mut notes = Vec::new();
+    for line in diag.lines() {
+        // FILE:LINE:COL: error: cannot use 'throw' with exceptions disabled
+        if let Some((at, rest)) = line.split_once(": error: ")
+            && rest.starts_with("cannot use '")
+            && rest.ends_with("' with exceptions disabled")
+        {
+            notes.push(format!(
+                "{at}: error: C++ exceptions (`throw`, `try`, `catch`) are not available: corral compiles C++ for WebAssembly without exception handling (see docs/platform.md)"
+            ));
+            break;
+        }
+        // FILE:LINE:COL: fatal error: 'boost/any.hpp' file not found
+        if let Some((at, rest)) = line.split_once(": fatal error: '")
+            && let Some(header) = rest.strip_suffix("' file not found")
+            && !header.starts_with('/')
+            && !header.starts_with('.')
+            && !header.contains("..")
+        {
+            let lang = if cpp { "C++" } else { "C" };
+            notes.push(format!(
+                "{at}: error: `{header}` is not available: corral compiles {lang} against the standard library only (wasi-libc{}), without Boost, OpenSSL or other libraries (see docs/platform.md)",
+                if cpp { " and libc++" } else { "" }
+            ));
+            break;
+        }
+    }
+    if notes.is_empty()
+        && cpp
+        && (diag.contains("__cxa_throw") || diag.contains("__cxa_allocate_exception"))
+    {
+        notes.push("error: C++ exceptions are not available: corral compiles C++ for WebAssembly without exception handling (see docs/platform.md)".into());
+    }
+    if notes.is_empty() {
+        return diag;
+    }
+    format!("{}\n{diag}", notes.join("\n"))
 }
 
 /// The regular files below `dir` that are executables (the linkers rustc runs), at most
@@ -403,6 +465,17 @@ pub(crate) fn compile_c(
     let file = file_name(name, ext, fallback);
     std::fs::write(work.path().join(&file), source)
         .map_err(|e| Error::host(format!("cannot write the source: {e}")))?;
+    if cpp {
+        for (path, text) in CXX_HEADERS {
+            let p = work.path().join(CXX_INCLUDE_DIR).join(path);
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::host(format!("cannot write corral's headers: {e}")))?;
+            }
+            std::fs::write(&p, text)
+                .map_err(|e| Error::host(format!("cannot write corral's headers: {e}")))?;
+        }
+    }
     let mut args: Vec<String> = c_flags(cpp).iter().map(|s| s.to_string()).collect();
     let includes = if cpp { &tc.includes_cpp } else { &tc.includes };
     for inc in includes {
@@ -421,16 +494,7 @@ pub(crate) fn compile_c(
         &tc.program
     };
     match run(tc, program, args, work.path())? {
-        Err(mut diag) => {
-            if cpp
-                && (diag.contains("exceptions disabled")
-                    || diag.contains("__cxa_throw")
-                    || diag.contains("__cxa_allocate_exception"))
-            {
-                diag.push_str("\nnote: C++ exceptions are not available (programs are built with -fno-exceptions for WebAssembly); avoid throw/try/catch");
-            }
-            Ok(Compiled::Error(diag))
-        }
+        Err(diag) => Ok(Compiled::Error(explain(diag, cpp))),
         Ok(()) => {
             let bytes = std::fs::read(work.path().join("main.wasm"))
                 .map_err(|e| Error::host(format!("cannot read clang output: {e}")))?;
