@@ -153,6 +153,14 @@ impl Source {
 pub enum Compiled {
     /// The module.
     Wasm(Vec<u8>),
+    /// The module, and compiler warnings a run's report should carry (C/C++ conversions
+    /// that lose bits on wasm32 only: `toolchain::platform_warnings`).
+    Warned {
+        /// The module.
+        wasm: Vec<u8>,
+        /// The warnings (host paths replaced).
+        warnings: String,
+    },
     /// An interpreter (itself wasm) and the program it runs, passed as `argv[1]`.
     Runner {
         /// The built runner.
@@ -277,13 +285,20 @@ fn cached(
 ) -> Result<Compiled, Error> {
     let key = cache::CacheKey::of(parts);
     if let Some(dir) = cache_dir
-        && let Some(wasm) = cache::get(dir, key)
+        && let Some((wasm, warnings)) = cache::get(dir, key)
     {
-        return Ok(Compiled::Wasm(wasm));
+        return Ok(match warnings {
+            Some(warnings) => Compiled::Warned { wasm, warnings },
+            None => Compiled::Wasm(wasm),
+        });
     }
     let out = compile()?;
-    if let (Some(dir), Compiled::Wasm(wasm)) = (cache_dir, &out) {
-        cache::put(dir, key, wasm);
+    if let Some(dir) = cache_dir {
+        match &out {
+            Compiled::Wasm(wasm) => cache::put(dir, key, wasm, None),
+            Compiled::Warned { wasm, warnings } => cache::put(dir, key, wasm, Some(warnings)),
+            _ => {}
+        }
     }
     Ok(out)
 }

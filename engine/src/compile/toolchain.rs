@@ -178,12 +178,14 @@ fn file_name(name: &str, ext: &str, fallback: &str) -> String {
     }
 }
 
+/// Runs the compiler in the jail: `Ok(Ok(output))` when it succeeded (its warnings, host
+/// paths replaced), `Ok(Err(diagnostics))` when it failed.
 fn run(
     tc: &Toolchain,
     program: &Path,
     args: Vec<String>,
     work: &Path,
-) -> Result<Result<(), String>, Error> {
+) -> Result<Result<String, String>, Error> {
     let mut spec = JailSpec::new(program, work);
     spec.args = args.into_iter().map(Into::into).collect();
     spec.read_only = tc.read_only.clone();
@@ -245,7 +247,7 @@ fn run(
             diag
         }));
     }
-    Ok(Ok(()))
+    Ok(Ok(diag))
 }
 
 /// Diagnostics of a compiler that crashed: the lines before its stack dump, with addresses
@@ -305,6 +307,9 @@ pub(crate) fn c_flags(cpp: bool) -> Vec<&'static str> {
         "-D__DATE__=\"Jan  1 1970\"",
         "-D__TIME__=\"00:00:00\"",
         "-D__TIMESTAMP__=\"Thu Jan  1 00:00:00 1970\"",
+        // A 64-bit value stored in a 32-bit `long`, `size_t` or pointer: natively (LP64) no
+        // loss, here (ILP32) a truncation. Reported with the run (`platform_warnings`).
+        "-Wshorten-64-to-32",
     ];
     const CPP: &[&str] = &[
         "-std=c++17",
@@ -376,6 +381,50 @@ pub(crate) fn explain(diag: String, cpp: bool) -> String {
     format!("{}\n{diag}", notes.join("\n"))
 }
 
+/// The clang warnings that point at wasm32's 32-bit model, the flags they carry.
+const PLATFORM_WARNINGS: [&str; 3] = [
+    "[-Wshorten-64-to-32]",
+    "[-Wconstant-conversion]",
+    "[-Winteger-overflow]",
+];
+
+/// At most this many warning lines are kept.
+const MAX_PLATFORM_WARNINGS: usize = 20;
+
+/// From the output of a compile that succeeded: the warnings about conversions that lose
+/// bits on wasm32 but not on a 64-bit machine (`long`, `size_t` and pointers are 32-bit
+/// here), one line each under a note saying why they matter, or `None`. The run goes on:
+/// the job stage puts them in the report's `diagnostics`.
+pub(crate) fn platform_warnings(output: &str) -> Option<String> {
+    let lines: Vec<&str> = output
+        .lines()
+        .filter(|l| {
+            l.contains(": warning: ")
+                && PLATFORM_WARNINGS.iter().any(|w| l.ends_with(w))
+                // Only where the narrow type is `long` (or a `size_t`/pointer-sized alias of
+                // it): `long long` to `int` loses bits natively too.
+                && (l.contains("'long'") || l.contains("'unsigned long'"))
+        })
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    let mut out = String::from(
+        "note: the program compiled, with warnings about values that do not fit in 32 bits: `long`, `size_t` and pointers are 32-bit on wasm32 (64-bit natively), so the results may differ from a native run (see docs/platform.md)\n",
+    );
+    for l in lines.iter().take(MAX_PLATFORM_WARNINGS) {
+        out.push_str(l);
+        out.push('\n');
+    }
+    if lines.len() > MAX_PLATFORM_WARNINGS {
+        out.push_str(&format!(
+            "… and {} more\n",
+            lines.len() - MAX_PLATFORM_WARNINGS
+        ));
+    }
+    Some(out)
+}
+
 /// The regular files below `dir` that are executables (the linkers rustc runs), at most
 /// a few levels down.
 fn executables_in(dir: &Path) -> Vec<PathBuf> {
@@ -434,7 +483,7 @@ pub(crate) fn compile_rust(
     ]);
     match run(tc, &tc.program, args, work.path())? {
         Err(diag) => Ok(Compiled::Error(diag)),
-        Ok(()) => {
+        Ok(_) => {
             let bytes = std::fs::read(work.path().join("main.wasm"))
                 .map_err(|e| Error::host(format!("cannot read rustc output: {e}")))?;
             Ok(Compiled::Wasm(bytes))
@@ -495,10 +544,16 @@ pub(crate) fn compile_c(
     };
     match run(tc, program, args, work.path())? {
         Err(diag) => Ok(Compiled::Error(explain(diag, cpp))),
-        Ok(()) => {
+        Ok(output) => {
             let bytes = std::fs::read(work.path().join("main.wasm"))
                 .map_err(|e| Error::host(format!("cannot read clang output: {e}")))?;
-            Ok(Compiled::Wasm(bytes))
+            Ok(match platform_warnings(&output) {
+                Some(warnings) => Compiled::Warned {
+                    wasm: bytes,
+                    warnings,
+                },
+                None => Compiled::Wasm(bytes),
+            })
         }
     }
 }

@@ -102,6 +102,8 @@ struct Ready {
     check: Option<Arc<CompileCheck>>,
     /// The runner's budget factor (1 for compiled programs): see [`budget`].
     budget_factor: u64,
+    /// Compiler warnings every report of the program carries in `diagnostics`.
+    warnings: Option<String>,
 }
 
 /// The Python runner's compile check of one program (`argv = ["--corral-compile", NAME,
@@ -221,8 +223,21 @@ impl Program {
                     env: Vec::new(),
                     check: None,
                     budget_factor: 1,
+                    warnings: None,
                 },
                 Err(r) => return Ok(rejected(r, ModuleHash::of(&w))),
+            },
+            Compiled::Warned { wasm, warnings } => match engine.admit(&wasm, policy) {
+                Ok(module) => Ready {
+                    module,
+                    argv0: "main".into(),
+                    lead_args: Vec::new(),
+                    env: Vec::new(),
+                    check: None,
+                    budget_factor: 1,
+                    warnings: Some(warnings),
+                },
+                Err(r) => return Ok(rejected(r, ModuleHash::of(&wasm))),
             },
             Compiled::Runner {
                 runner,
@@ -246,6 +261,7 @@ impl Program {
                             })
                         }),
                         budget_factor: runner.kind.budget_factor(),
+                        warnings: None,
                     },
                     Err(r) => return Ok(rejected(r, runner.hash)),
                 }
@@ -284,6 +300,7 @@ impl Program {
                 env: Vec::new(),
                 check: None,
                 budget_factor: 1,
+                warnings: None,
             })),
         }
     }
@@ -305,6 +322,7 @@ impl Program {
                 env,
                 check: None,
                 budget_factor: 1,
+                warnings: None,
             })),
         }
     }
@@ -349,6 +367,7 @@ impl Program {
                     ),
                 );
                 report.module_hash = Some(r.module.hash());
+                report.diagnostics = r.warnings.clone();
                 report
             }
         }
@@ -514,6 +533,9 @@ pub async fn run(
     };
     let mut report = finished.report;
     report.isolation = walls;
+    if report.diagnostics.is_none() {
+        report.diagnostics = ready.warnings.clone();
+    }
     Ok(Outcome {
         report,
         ran: Some(Ran {
@@ -629,6 +651,7 @@ async fn compile_check(
                 env: Vec::new(),
                 check: None,
                 budget_factor: 1,
+                warnings: None,
             };
             let check_policy = check_policy(policy);
             let finished = match workers {
