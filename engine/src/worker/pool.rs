@@ -313,11 +313,19 @@ impl Pool {
 
 /// Queues one frame (length-prefixed) for `w`'s writer thread.
 fn push(w: &Worker, body: Vec<u8>) -> Result<(), Error> {
-    let tx = lock(&w.tx);
-    let Some(tx) = tx.as_ref() else {
+    let mut tx = lock(&w.tx);
+    let Some(sender) = tx.as_ref() else {
         return Err(Error::host("the worker is closed"));
     };
-    tx.send(body).map_err(|_| Error::host("the worker is gone"))
+    if sender.send(body).is_err() {
+        // Its writer thread has ended (the worker died and its pipe broke) before the
+        // reader saw the death: close it now, so that a run being sent to it is sent to
+        // another worker (`Pool::run` retries when `tx` is gone) instead of failing.
+        w.closed.store(true, Ordering::SeqCst);
+        *tx = None;
+        return Err(Error::host("the worker is gone"));
+    }
+    Ok(())
 }
 
 fn policy_id(name: &str, text: &str) -> [u8; 32] {
