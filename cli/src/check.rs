@@ -31,7 +31,16 @@ pub fn main(a: Args) -> ExitCode {
         Err(e) => output::finish(&job::error_report(&e), json, false, exit::HOST),
     };
     let report = match Program::prepare(&engine, &job.source, &job.policy) {
-        Ok(program) => program.check_report(),
+        // A Python program's compile check runs the runner (none of the program).
+        Ok(program) => match setup::current_thread() {
+            Ok(rt) => rt
+                .block_on(job::check(&engine, &program, &job.policy))
+                .unwrap_or_else(|e| job::error_report(&e)),
+            Err(code) => {
+                engine.remove_work_dir();
+                return code;
+            }
+        },
         Err(e) => job::error_report(&e),
     };
     engine.remove_work_dir();

@@ -516,11 +516,19 @@ pub async fn replay(
     let policy = Policy::parse("<record policy>", &policy_text)
         .map_err(|e| refuse(format!("the record's policy is invalid: {e}")))?
         .with_name(&sanitize_name(&record.policy.name));
-    policy.within(&opts.ceiling).map_err(|e| {
-        refuse(format!(
-            "the record's policy exceeds what this machine allows: {e}"
-        ))
-    })?;
+    // A program on a runner ran with its budget factor applied (`job::budget`): so is the
+    // ceiling. (The language is the record's word, but the factor only lets a record have
+    // the budget a fresh run of that language would have here.)
+    let factor = Language::from_name(&record.module.language)
+        .and_then(crate::compile::runner::RunnerKind::of)
+        .map_or(1, |k| k.budget_factor());
+    policy
+        .within(&job::budget(&opts.ceiling, factor))
+        .map_err(|e| {
+            refuse(format!(
+                "the record's policy exceeds what this machine allows: {e}"
+            ))
+        })?;
     if !record.inputs.rw_dirs.is_empty() {
         if !opts.best_effort {
             return Err(refuse(format!(

@@ -22,6 +22,11 @@ Run-time contract (export wasi:cli/run@0.2.12#run of the wasi:cli/command world)
   sys.path is [dirname(NAME)] ('' = the WASI cwd), bytecode is never written.
   Special case: argv == ["--corral-info"] prints a JSON self-description
   (Python version, preloaded modules, preload failures) and exits 0.
+  Special case: argv == ["--corral-compile", NAME, SOURCE] compiles SOURCE
+  exactly as a run does and runs none of it: exit 0 if it compiles, exit 1
+  with the error on stderr (as `python NAME` prints it) for a SyntaxError
+  (IndentationError, TabError, ...), exit 3 if compiling raised anything
+  else (RecursionError, MemoryError: the run itself reports those).
 """
 
 import sys
@@ -236,6 +241,34 @@ def _count_process_time_from_run_start():
     os.times = _times
 
 
+def _compile(source, name):
+    """Compile the program text the one way both a run and a check do."""
+    return compile(source, name, "exec", dont_inherit=True)
+
+
+_CHECK_MAX_LINE = 4096
+
+
+def _check(name, source):
+    """The compile check: compile SOURCE, run none of it (see the module doc)."""
+    try:
+        _compile(source, name)
+    except SyntaxError as e:
+        # No traceback frames: `python NAME` prints a SyntaxError in the main
+        # file as just its location, the source line, the caret and the message.
+        e.__traceback__ = None
+        if isinstance(e.text, str) and len(e.text) > _CHECK_MAX_LINE:
+            # A one-line program of megabytes: show the start of the line, not all of it.
+            e.text = e.text[:_CHECK_MAX_LINE] + "\n"
+            if isinstance(e.offset, int) and e.offset > _CHECK_MAX_LINE:
+                e.offset = e.end_offset = None
+        traceback.print_exception(e, file=sys.stderr, colorize=False)
+        return 1
+    except BaseException:  # noqa: BLE001 - not a syntax error: the run reports it
+        return 3
+    return 0
+
+
 def _main():
     _count_process_time_from_run_start()
     _reopen_std_streams()
@@ -243,6 +276,8 @@ def _main():
     argv = list(environment.get_arguments())
     if argv == ["--corral-info"]:
         return _info()
+    if len(argv) == 3 and argv[0] == "--corral-compile":
+        return _check(argv[1], argv[2])
     if len(argv) < 2:
         sys.stderr.write(
             "corral python runner: expected arguments [NAME, SOURCE, args...], "
@@ -271,7 +306,7 @@ def _main():
     sys.modules["__main__"] = main
 
     try:
-        code = compile(source, name, "exec", dont_inherit=True)
+        code = _compile(source, name)
         exec(code, main.__dict__)
         status = 0
     except SystemExit as e:

@@ -52,6 +52,14 @@ pub fn trials() -> Vec<Trial> {
     t.push(Trial::test("cli::check", check_cmd));
     t.push(Trial::test("cli::check_names_the_runner", check_runner));
     t.push(Trial::test(
+        "cli::issue_18_check_finds_python_syntax_errors",
+        check_python_syntax,
+    ));
+    t.push(Trial::test(
+        "cli::issue_18_policy_drops_inherited_scratch_and_env",
+        policy_trims,
+    ));
+    t.push(Trial::test(
         "cli::issue_11_check_rejects_what_run_cannot_instantiate",
         check_uninstantiable,
     ));
@@ -334,6 +342,112 @@ fn check_runner() -> Result<(), Failed> {
         if code != Some(status) || v["verdict"] != verdict || !message.contains(says) {
             return Err(format!("corral check {args:?}: status {code:?}, {v}").into());
         }
+    }
+    Ok(())
+}
+
+/// Issue 18: `corral check` of a Python program that does not compile is `compile_error`
+/// (exit 1) with the interpreter's error in `diagnostics`, and `run` agrees without running
+/// any of it; a program that compiles is `ok` for `check` and runs normally.
+fn check_python_syntax() -> Result<(), Failed> {
+    let d = tmpdir()?;
+    std::fs::write(
+        d.path().join("bad.py"),
+        "print('ran')\nfor x in range(3)\n    print(x)\n",
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(d.path().join("good.py"), "print('ran')\n").map_err(|e| e.to_string())?;
+    for cmd in ["check", "run"] {
+        let mut c = corral();
+        c.current_dir(d.path()).args([cmd, "bad.py", "--json"]);
+        if cmd == "run" {
+            c.arg("--no-record");
+        }
+        let out = c.output().map_err(|e| e.to_string())?;
+        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        has_all_keys(&v)?;
+        let diag = v["diagnostics"].as_str().unwrap_or("");
+        if v["verdict"] != "compile_error"
+            || out.status.code() != Some(1)
+            || v["stdout"] != ""
+            || v["fuel_consumed"] != 0
+            || !diag.contains("File \"bad.py\", line 2")
+            || !diag.contains("SyntaxError: expected ':'")
+            || v["message"] != "`bad.py` failed to compile: SyntaxError: expected ':'"
+        {
+            return Err(format!("{cmd} bad.py: {v}").into());
+        }
+    }
+    let out = corral()
+        .current_dir(d.path())
+        .args(["check", "good.py", "--json"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    if v["verdict"] != "ok" || out.status.code() != Some(0) || v["stdout"] != "" {
+        return Err(format!("check good.py: {v}").into());
+    }
+    Ok(())
+}
+
+/// Exits with 10 × (number of environment variables) + (1 if descriptor 3 is a preopen).
+const ENV_FD3_WAT: &str = r#"(module
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $es (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_prestat_get" (func $pg (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (call $es (i32.const 0) (i32.const 4)))
+    (call $exit
+      (i32.add
+        (i32.mul (i32.load (i32.const 0)) (i32.const 10))
+        (i32.eqz (call $pg (i32.const 3) (i32.const 16)))))))"#;
+
+/// Issue 18: a policy that extends `standard` can drop the inherited scratch dir
+/// (`[fs] scratch = false`: descriptor 3 is no preopen) and replace the inherited
+/// environment (`env_mode = "replace"`: only its own `[env]`).
+fn policy_trims() -> Result<(), Failed> {
+    let d = tmpdir()?;
+    std::fs::write(d.path().join("m.wat"), ENV_FD3_WAT).map_err(|e| e.to_string())?;
+    let policies = [
+        // (policy text, expected exit code)
+        ("extends = \"standard\"\n", 11),
+        ("extends = \"standard\"\n[fs]\nscratch = false\n", 10),
+        ("extends = \"standard\"\nenv_mode = \"replace\"\n", 1),
+        (
+            "extends = \"standard\"\nenv_mode = \"replace\"\n[fs]\nscratch = false\n[env]\nA = \"1\"\nB = \"2\"\n",
+            20,
+        ),
+        (
+            "extends = \"standard\"\nenv_mode = \"merge\"\n[env]\nA = \"1\"\n",
+            21,
+        ),
+    ];
+    for (text, want) in policies {
+        std::fs::write(d.path().join("p.toml"), text).map_err(|e| e.to_string())?;
+        let (_, v) = run_json(d.path(), "m.wat", &["--policy", "p.toml", "--no-record"])?;
+        let got = if v["verdict"] == "ok" {
+            Some(0)
+        } else {
+            v["exit_code"].as_i64()
+        };
+        if got != Some(want) {
+            return Err(format!("policy {text:?}: expected exit {want}: {v}").into());
+        }
+    }
+    // A mistake says what is allowed, where.
+    std::fs::write(
+        d.path().join("p.toml"),
+        "extends = \"standard\"\n[fs]\nscratch = true\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let (out, v) = run_json(d.path(), "m.wat", &["--policy", "p.toml", "--no-record"])?;
+    let msg = v["message"].as_str().unwrap_or("");
+    if out.status.code() != Some(2)
+        || v["verdict"] != "invalid_input"
+        || !msg.contains("p.toml:3:11: `fs.scratch` is `true`, not a guest path or `false`")
+    {
+        return Err(format!("scratch = true: {v}").into());
     }
     Ok(())
 }

@@ -373,7 +373,7 @@ fn humaneval_python() -> Result<(), Failed> {
         ],
     )?;
     let rows = results(&dir.path().join("samples.jsonl_results.jsonl"))?;
-    if rows.len() != 16 {
+    if rows.len() != 17 {
         return Err(format!("{} result rows", rows.len()).into());
     }
     for r in &rows {
@@ -387,6 +387,10 @@ fn humaneval_python() -> Result<(), Failed> {
                 "huge output" => result.contains("stdout"),
                 "memory bomb" => result.contains("memory"),
                 "network attempt" => result.contains("ModuleNotFoundError"),
+                // Issue 18: found by the compile check, before anything runs.
+                "syntax error" => {
+                    result == "failed: compile error: SyntaxError: '(' was never closed"
+                }
                 n if n.starts_with("wrong") => result.contains("AssertionError"),
                 _ => true,
             };
@@ -394,10 +398,13 @@ fn humaneval_python() -> Result<(), Failed> {
             return Err(format!("sample {note}: {r}").into());
         }
     }
-    // Per task (n, c): 0: (4, 2), 1: (3, 1), 2: (3, 1), 3: (3, 1), 4: (3, 1).
-    let want1 = (0.5 + 4.0 * (1.0 / 3.0)) / 5.0;
+    // Per task (n, c): 0: (4, 2), 1: (3, 1), 2: (3, 1), 3: (3, 1), 4: (4, 1).
+    let want1 = (0.5 + 3.0 * (1.0 / 3.0) + 0.25) / 5.0;
+    // pass@3 of (4, 1) is 1 - C(3,3)/C(4,3) = 0.75; the other tasks 1.
+    let want3 = (4.0 + 0.75) / 5.0;
     let got1 = s["pass_at_k"]["pass@1"].as_f64().unwrap_or(-1.0);
-    if (got1 - want1).abs() > 1e-9 || s["pass_at_k"]["pass@3"].as_f64() != Some(1.0) {
+    let got3 = s["pass_at_k"]["pass@3"].as_f64().unwrap_or(-1.0);
+    if (got1 - want1).abs() > 1e-9 || (got3 - want3).abs() > 1e-9 {
         return Err(format!("pass@k: {s}").into());
     }
     Ok(())

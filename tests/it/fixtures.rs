@@ -98,6 +98,8 @@ pub struct Expect {
     #[serde(default)]
     message_contains: Vec<String>,
     #[serde(default)]
+    diagnostics_contains: Vec<String>,
+    #[serde(default)]
     stdout_truncated: Option<bool>,
     #[serde(default)]
     stderr_truncated: Option<bool>,
@@ -703,6 +705,14 @@ fn check(f: &Fixture, r: &RunReport) -> Result<(), Failed> {
     for s in &e.message_contains {
         if !r.message.contains(s.as_str()) {
             errs.push(format!("message does not contain {s:?}"));
+        }
+    }
+    for s in &e.diagnostics_contains {
+        if !r.diagnostics.as_deref().unwrap_or("").contains(s.as_str()) {
+            errs.push(format!(
+                "diagnostics do not contain {s:?}: {:?}",
+                r.diagnostics
+            ));
         }
     }
     if let Some(t) = e.stdout_truncated

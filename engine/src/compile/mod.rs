@@ -257,6 +257,14 @@ impl Source {
 pub enum Compiled {
     /// The module.
     Wasm(Vec<u8>),
+    /// The module, and compiler warnings a run's report should carry (C/C++ conversions
+    /// that lose bits on wasm32 only: `toolchain::platform_warnings`).
+    Warned {
+        /// The module.
+        wasm: Vec<u8>,
+        /// The warnings (host paths replaced).
+        warnings: String,
+    },
     /// An interpreter (itself wasm) and the program it runs, passed as `argv[1]`.
     Runner {
         /// The built runner.
@@ -314,10 +322,20 @@ pub fn compile(
             let cpp = lang == Language::Cpp;
             let tag: &[u8] = if cpp { b"c++" } else { b"c" };
             let flags = toolchain::c_flags(cpp).join(" ");
-            let parts: [&[u8]; 5] = [
+            // corral's own C++ headers are part of what a C++ source compiles against.
+            let headers: String = if cpp {
+                toolchain::CXX_HEADERS
+                    .iter()
+                    .map(|(p, t)| format!("{p}\n{t}\n"))
+                    .collect()
+            } else {
+                String::new()
+            };
+            let parts: [&[u8]; 6] = [
                 tag,
                 flags.as_bytes(),
                 tc.version.as_bytes(),
+                headers.as_bytes(),
                 name.as_bytes(),
                 source,
             ];
@@ -376,13 +394,20 @@ fn cached(
 ) -> Result<Compiled, Error> {
     let key = cache::CacheKey::of(parts);
     if let Some(dir) = cache_dir
-        && let Some(wasm) = cache::get(dir, key)
+        && let Some((wasm, warnings)) = cache::get(dir, key)
     {
-        return Ok(Compiled::Wasm(wasm));
+        return Ok(match warnings {
+            Some(warnings) => Compiled::Warned { wasm, warnings },
+            None => Compiled::Wasm(wasm),
+        });
     }
     let out = compile()?;
-    if let (Some(dir), Compiled::Wasm(wasm)) = (cache_dir, &out) {
-        cache::put(dir, key, wasm);
+    if let Some(dir) = cache_dir {
+        match &out {
+            Compiled::Wasm(wasm) => cache::put(dir, key, wasm, None),
+            Compiled::Warned { wasm, warnings } => cache::put(dir, key, wasm, Some(warnings)),
+            _ => {}
+        }
     }
     Ok(out)
 }

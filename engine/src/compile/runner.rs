@@ -37,6 +37,12 @@ pub enum RunnerKind {
     PythonSci,
 }
 
+/// [`RunnerKind::budget_factor`] of the Python runner (see `docs/budgets.md`).
+pub const PYTHON_BUDGET_FACTOR: u64 = 24;
+
+/// [`RunnerKind::budget_factor`] of the JavaScript runner (see `docs/budgets.md`).
+pub const JS_BUDGET_FACTOR: u64 = 25;
+
 /// The pinned componentize-py version (a crates.io library of the Python runner's builder,
 /// locked with every dependency in `runners/python/builder/Cargo.lock`).
 pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
@@ -202,6 +208,28 @@ pub struct Pin {
 }
 
 impl RunnerKind {
+    /// How many times a compiled program's fuel (and wall-clock backstop) a program on this
+    /// runner gets: the job stage multiplies the policy's `fuel` and `wall_time_ms` by it, so
+    /// that a budget means about the same amount of the program's own work in every
+    /// language. Measured in `docs/budgets.md` (fuel per second of native CPU time: CPython
+    /// and node against clang -O2).
+    pub fn budget_factor(self) -> u64 {
+        match self {
+            // The scientific runner is CPython too (3.15): the same interpreter loop.
+            RunnerKind::Python | RunnerKind::PythonSci => PYTHON_BUDGET_FACTOR,
+            RunnerKind::JavaScript => JS_BUDGET_FACTOR,
+        }
+    }
+
+    /// The runner a language runs on, if it runs on one.
+    pub fn of(language: crate::compile::Language) -> Option<RunnerKind> {
+        match language {
+            crate::compile::Language::Python => Some(RunnerKind::Python),
+            crate::compile::Language::JavaScript => Some(RunnerKind::JavaScript),
+            _ => None,
+        }
+    }
+
     /// Environment the runner needs in every run (set over the policy's `[env]`, under the
     /// invocation's).
     pub fn guest_env(self) -> &'static [(&'static str, &'static str)] {

@@ -182,12 +182,14 @@ fn file_name(name: &str, ext: &str, fallback: &str) -> String {
 /// source names never start with a dot).
 const LIB_LINK: &str = ".corral-lib";
 
+/// Runs the compiler in the jail: `Ok(Ok(output))` when it succeeded (its warnings, host
+/// paths replaced), `Ok(Err(diagnostics))` when it failed.
 fn run(
     tc: &Toolchain,
     program: &Path,
     args: Vec<String>,
     work: &Path,
-) -> Result<Result<(), String>, Error> {
+) -> Result<Result<String, String>, Error> {
     let mut spec = JailSpec::new(program, work);
     spec.args = args.into_iter().map(Into::into).collect();
     spec.read_only = tc.read_only.clone();
@@ -262,7 +264,7 @@ fn run(
             diag
         }));
     }
-    Ok(Ok(()))
+    Ok(Ok(diag))
 }
 
 /// Diagnostics of a compiler that crashed: the lines before its stack dump, with addresses
@@ -322,13 +324,122 @@ pub(crate) fn c_flags(cpp: bool) -> Vec<&'static str> {
         "-D__DATE__=\"Jan  1 1970\"",
         "-D__TIME__=\"00:00:00\"",
         "-D__TIMESTAMP__=\"Thu Jan  1 00:00:00 1970\"",
+        // A 64-bit value stored in a 32-bit `long`, `size_t` or pointer: natively (LP64) no
+        // loss, here (ILP32) a truncation. Reported with the run (`platform_warnings`).
+        "-Wshorten-64-to-32",
     ];
-    const CPP: &[&str] = &["-std=c++17", "-fno-exceptions", "-nostdinc++"];
+    const CPP: &[&str] = &[
+        "-std=c++17",
+        "-fno-exceptions",
+        "-nostdinc++",
+        // corral's own headers (`<bits/stdc++.h>`), written into the build dir: searched
+        // before libc++'s.
+        "-isystem",
+        CXX_INCLUDE_DIR,
+    ];
     let mut flags = COMMON.to_vec();
     if cpp {
         flags.extend_from_slice(CPP);
     }
     flags
+}
+
+/// The build-dir-relative directory of corral's own C++ headers ([`CXX_HEADERS`]).
+const CXX_INCLUDE_DIR: &str = "corral-include";
+
+/// Headers corral adds to the C++ toolchain, `(path below CXX_INCLUDE_DIR, text)`: GCC's
+/// `<bits/stdc++.h>` (every standard header the wasm sysroot has), which most
+/// competitive-programming C++ starts with. Part of the compile cache key.
+pub(crate) const CXX_HEADERS: &[(&str, &str)] =
+    &[("bits/stdc++.h", include_str!("include/bits/stdc++.h"))];
+
+/// Makes a compile failure of C or C++ say what corral does not have, in front of clang's
+/// own diagnostics: exceptions (`throw`/`try` under `-fno-exceptions`, or a link against the
+/// C++ runtime's throw functions) and libraries that are not installed (a missing
+/// `<header>` that is not a path). The added line has the `file:line:col: error:` form of the
+/// clang line it explains, so it is the one the report's message shows.
+pub(crate) fn explain(diag: String, cpp: bool) -> String {
+    let mut notes = Vec::new();
+    for line in diag.lines() {
+        // FILE:LINE:COL: error: cannot use 'throw' with exceptions disabled
+        if let Some((at, rest)) = line.split_once(": error: ")
+            && rest.starts_with("cannot use '")
+            && rest.ends_with("' with exceptions disabled")
+        {
+            notes.push(format!(
+                "{at}: error: C++ exceptions (`throw`, `try`, `catch`) are not available: corral compiles C++ for WebAssembly without exception handling (see docs/platform.md)"
+            ));
+            break;
+        }
+        // FILE:LINE:COL: fatal error: 'boost/any.hpp' file not found
+        if let Some((at, rest)) = line.split_once(": fatal error: '")
+            && let Some(header) = rest.strip_suffix("' file not found")
+            && !header.starts_with('/')
+            && !header.starts_with('.')
+            && !header.contains("..")
+        {
+            let lang = if cpp { "C++" } else { "C" };
+            notes.push(format!(
+                "{at}: error: `{header}` is not available: corral compiles {lang} against the standard library only (wasi-libc{}), without Boost, OpenSSL or other libraries (see docs/platform.md)",
+                if cpp { " and libc++" } else { "" }
+            ));
+            break;
+        }
+    }
+    if notes.is_empty()
+        && cpp
+        && (diag.contains("__cxa_throw") || diag.contains("__cxa_allocate_exception"))
+    {
+        notes.push("error: C++ exceptions are not available: corral compiles C++ for WebAssembly without exception handling (see docs/platform.md)".into());
+    }
+    if notes.is_empty() {
+        return diag;
+    }
+    format!("{}\n{diag}", notes.join("\n"))
+}
+
+/// The clang warnings that point at wasm32's 32-bit model, the flags they carry.
+const PLATFORM_WARNINGS: [&str; 3] = [
+    "[-Wshorten-64-to-32]",
+    "[-Wconstant-conversion]",
+    "[-Winteger-overflow]",
+];
+
+/// At most this many warning lines are kept.
+const MAX_PLATFORM_WARNINGS: usize = 20;
+
+/// From the output of a compile that succeeded: the warnings about conversions that lose
+/// bits on wasm32 but not on a 64-bit machine (`long`, `size_t` and pointers are 32-bit
+/// here), one line each under a note saying why they matter, or `None`. The run goes on:
+/// the job stage puts them in the report's `diagnostics`.
+pub(crate) fn platform_warnings(output: &str) -> Option<String> {
+    let lines: Vec<&str> = output
+        .lines()
+        .filter(|l| {
+            l.contains(": warning: ")
+                && PLATFORM_WARNINGS.iter().any(|w| l.ends_with(w))
+                // Only where the narrow type is `long` (or a `size_t`/pointer-sized alias of
+                // it): `long long` to `int` loses bits natively too.
+                && (l.contains("'long'") || l.contains("'unsigned long'"))
+        })
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    let mut out = String::from(
+        "note: the program compiled, with warnings about values that do not fit in 32 bits: `long`, `size_t` and pointers are 32-bit on wasm32 (64-bit natively), so the results may differ from a native run (see docs/platform.md)\n",
+    );
+    for l in lines.iter().take(MAX_PLATFORM_WARNINGS) {
+        out.push_str(l);
+        out.push('\n');
+    }
+    if lines.len() > MAX_PLATFORM_WARNINGS {
+        out.push_str(&format!(
+            "… and {} more\n",
+            lines.len() - MAX_PLATFORM_WARNINGS
+        ));
+    }
+    Some(out)
 }
 
 /// The regular files below `dir` that are executables (the linkers rustc runs), at most
@@ -389,7 +500,7 @@ pub(crate) fn compile_rust(
     ]);
     match run(tc, &tc.program, args, work.path())? {
         Err(diag) => Ok(Compiled::Error(diag)),
-        Ok(()) => {
+        Ok(_) => {
             let bytes = std::fs::read(work.path().join("main.wasm"))
                 .map_err(|e| Error::host(format!("cannot read rustc output: {e}")))?;
             Ok(Compiled::Wasm(bytes))
@@ -420,6 +531,17 @@ pub(crate) fn compile_c(
     let file = file_name(name, ext, fallback);
     std::fs::write(work.path().join(&file), source)
         .map_err(|e| Error::host(format!("cannot write the source: {e}")))?;
+    if cpp {
+        for (path, text) in CXX_HEADERS {
+            let p = work.path().join(CXX_INCLUDE_DIR).join(path);
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::host(format!("cannot write corral's headers: {e}")))?;
+            }
+            std::fs::write(&p, text)
+                .map_err(|e| Error::host(format!("cannot write corral's headers: {e}")))?;
+        }
+    }
     let mut args: Vec<String> = c_flags(cpp).iter().map(|s| s.to_string()).collect();
     let includes = if cpp { &tc.includes_cpp } else { &tc.includes };
     for inc in includes {
@@ -438,20 +560,17 @@ pub(crate) fn compile_c(
         &tc.program
     };
     match run(tc, program, args, work.path())? {
-        Err(mut diag) => {
-            if cpp
-                && (diag.contains("exceptions disabled")
-                    || diag.contains("__cxa_throw")
-                    || diag.contains("__cxa_allocate_exception"))
-            {
-                diag.push_str("\nnote: C++ exceptions are not available (programs are built with -fno-exceptions for WebAssembly); avoid throw/try/catch");
-            }
-            Ok(Compiled::Error(diag))
-        }
-        Ok(()) => {
+        Err(diag) => Ok(Compiled::Error(explain(diag, cpp))),
+        Ok(output) => {
             let bytes = std::fs::read(work.path().join("main.wasm"))
                 .map_err(|e| Error::host(format!("cannot read clang output: {e}")))?;
-            Ok(Compiled::Wasm(bytes))
+            Ok(match platform_warnings(&output) {
+                Some(warnings) => Compiled::Warned {
+                    wasm: bytes,
+                    warnings,
+                },
+                None => Compiled::Wasm(bytes),
+            })
         }
     }
 }

@@ -270,7 +270,7 @@ pub async fn grade(
             )
         }
         Verdict::CompileError(diag) => {
-            let first = job::first_error_line(diag);
+            let first = job::compile_error_line(lang, diag);
             (false, format!("failed: compile error: {first}"))
         }
         _ => (false, format!("failed: {}", report.message)),

@@ -41,9 +41,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(test)]
+mod tests;
 mod worker;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::compile::runner::RunnerKind;
 use crate::compile::{self, Compiled, Language, Source};
@@ -97,12 +100,49 @@ struct Ready {
     env: Vec<(String, String)>,
     /// The runner the program runs on (interpreted languages).
     runner: Option<RunnerKind>,
+    /// For Python: the compile check that runs before the program's first run.
+    check: Option<Arc<CompileCheck>>,
+    /// The runner's budget factor (1 for compiled programs): see [`budget`].
+    budget_factor: u64,
+    /// Compiler warnings every report of the program carries in `diagnostics`.
+    warnings: Option<String>,
 }
 
-/// `` `NAME` failed to compile: FIRST ERROR `` (the first line that says `error`, else the
-/// first line).
-fn compile_message(name: &str, diag: &str) -> String {
-    let first = first_error_line(diag);
+/// The Python runner's compile check of one program (`argv = ["--corral-compile", NAME,
+/// SOURCE]`: the runner compiles the text exactly as a run does and executes none of it).
+///
+/// The check is itself a sandboxed run of the runner (in a worker process when the engine
+/// has them), under [`check_policy`]: its outcome is a function of the program text and of
+/// that policy's limits, so results are remembered per limits and the same program under
+/// the same policy always gets the same verdict, whatever ran before.
+#[derive(Debug)]
+struct CompileCheck {
+    /// At most [`CHECK_MEMO`] (limits, result) pairs.
+    memo: std::sync::Mutex<Vec<(CheckKey, Checked)>>,
+}
+
+/// The limits a check ran under: fuel, memory.
+type CheckKey = (u64, u64);
+
+/// Results remembered per program (one per distinct policy limits it ran under).
+const CHECK_MEMO: usize = 8;
+
+/// `argv[0]` of the Python runner's compile check.
+const CHECK_ARGV0: &str = "--corral-compile";
+
+/// What a compile check decided.
+#[derive(Debug, Clone)]
+enum Checked {
+    /// Run the program: it compiles, or the check could not tell (the run reports that).
+    Run,
+    /// The program does not compile: this `compile_error` report is every run's outcome.
+    Failed(Box<RunReport>),
+}
+
+/// `` `NAME` failed to compile: FIRST ERROR `` (the line of the diagnostics that names the
+/// error, see [`compile_error_line`]).
+fn compile_message(name: &str, language: Language, diag: &str) -> String {
+    let first = compile_error_line(language, diag);
     if first.is_empty() {
         format!("`{name}` failed to compile")
     } else {
@@ -120,6 +160,18 @@ pub fn first_error_line(diag: &str) -> String {
         .or_else(|| diag.lines().map(str::trim).find(|l| !l.is_empty()))
         .unwrap_or("");
     first.chars().take(200).collect()
+}
+
+/// The line of `language`'s compiler diagnostics that names the error: for Python (a
+/// `SyntaxError` as the interpreter prints it: location, source line, caret, then
+/// `SyntaxError: …`) the last non-empty line; for the compiled languages
+/// [`first_error_line`]. At most 200 characters.
+pub fn compile_error_line(language: Language, diag: &str) -> String {
+    if language == Language::Python {
+        let last = diag.lines().map(str::trim).rfind(|l| !l.is_empty());
+        return last.unwrap_or("").chars().take(200).collect();
+    }
+    first_error_line(diag)
 }
 
 impl Program {
@@ -167,9 +219,27 @@ impl Program {
                     lead_args: Vec::new(),
                     env: Vec::new(),
                     runner: None,
+                    check: None,
+                    budget_factor: 1,
+                    warnings: None,
                 },
                 Err(r) => return Ok(rejected(r, ModuleHash::of(&w))),
             },
+            Compiled::Warned { wasm, warnings } => {
+                match admit(engine, Wasm::Bytes(&wasm), ModuleHash::of(&wasm), policy) {
+                    Ok(module) => Ready {
+                        module,
+                        argv0: "main".into(),
+                        lead_args: Vec::new(),
+                        env: Vec::new(),
+                        runner: None,
+                        check: None,
+                        budget_factor: 1,
+                        warnings: Some(warnings),
+                    },
+                    Err(r) => return Ok(rejected(r, ModuleHash::of(&wasm))),
+                }
+            }
             Compiled::Runner {
                 runner,
                 source: text,
@@ -178,7 +248,7 @@ impl Program {
                     // Interpreters get the display name as argv[0] and the program as argv[1].
                     Ok(module) => Ready {
                         module,
-                        argv0: source.name.clone(),
+                        argv0: runner_argv0(&source.name),
                         lead_args: vec![text],
                         env: runner
                             .kind
@@ -187,6 +257,13 @@ impl Program {
                             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
                             .collect(),
                         runner: Some(runner.kind),
+                        check: (runner.kind == RunnerKind::Python).then(|| {
+                            Arc::new(CompileCheck {
+                                memo: std::sync::Mutex::new(Vec::new()),
+                            })
+                        }),
+                        budget_factor: runner.kind.budget_factor(),
+                        warnings: None,
                     },
                     Err(r) => return Ok(rejected(r, runner.hash)),
                 }
@@ -194,7 +271,7 @@ impl Program {
             Compiled::Error(diag) => {
                 let mut report = RunReport::without_run(
                     Verdict::CompileError(diag.clone()),
-                    compile_message(&source.name, &diag),
+                    compile_message(&source.name, source.language, &diag),
                 );
                 report.diagnostics = Some(diag);
                 return Ok(failed(report));
@@ -224,6 +301,9 @@ impl Program {
                 lead_args: Vec::new(),
                 env: Vec::new(),
                 runner: None,
+                check: None,
+                budget_factor: 1,
+                warnings: None,
             })),
         }
     }
@@ -244,6 +324,9 @@ impl Program {
                 lead_args,
                 env,
                 runner: None,
+                check: None,
+                budget_factor: 1,
+                warnings: None,
             })),
         }
     }
@@ -293,6 +376,7 @@ impl Program {
                 };
                 let mut report = RunReport::without_run(Verdict::Ok, message);
                 report.module_hash = Some(r.module.hash());
+                report.diagnostics = r.warnings.clone();
                 report
             }
         }
@@ -483,6 +567,9 @@ pub async fn run(
             ready.module.hash(),
         )));
     }
+    // The policy the run has (and its record holds): the runner's budget factor applied.
+    let scaled = budget(policy, ready.budget_factor);
+    let policy = &scaled;
     let workers = engine.workers().await?;
     let walls = workers.map(|p| p.walls()).unwrap_or_default();
     let missing: Vec<&str> = policy
@@ -501,6 +588,9 @@ pub async fn run(
             &ready.module,
         );
     }
+    if let Some(report) = compile_check(engine, workers, program, ready, policy).await? {
+        return Ok(Outcome::without_run(report));
+    }
     let finished = match workers {
         None => match run_here(engine, program, policy, invocation, recording).await {
             Ok(f) => f,
@@ -513,6 +603,9 @@ pub async fn run(
     };
     let mut report = finished.report;
     report.isolation = walls;
+    if report.diagnostics.is_none() {
+        report.diagnostics = ready.warnings.clone();
+    }
     Ok(Outcome {
         report,
         ran: Some(Ran {
@@ -533,6 +626,175 @@ fn rejected(rejection: crate::admit::Rejection, hash: ModuleHash) -> RunReport {
     );
     report.module_hash = Some(hash);
     report
+}
+
+/// The report of `corral check` for `program` under `policy`: [`Program::check_report`],
+/// after the compile check of a Python program (which runs the runner in a sandbox, in a
+/// worker process when the engine has them, but none of the program).
+///
+/// # Errors
+///
+/// Host failures only.
+pub async fn check(
+    engine: &Engine,
+    program: &Program,
+    policy: &Policy,
+) -> Result<RunReport, Error> {
+    if let State::Ready(ready) = &program.state {
+        let workers = engine.workers().await?;
+        let policy = budget(policy, ready.budget_factor);
+        if let Some(report) = compile_check(engine, workers, program, ready, &policy).await? {
+            return Ok(report);
+        }
+    }
+    Ok(program.check_report())
+}
+
+/// `policy` as a program on a runner with budget factor `factor` runs under it: `fuel` and
+/// `wall_time_ms` multiplied by `factor` (held to their largest allowed values, 10¹³ and one
+/// hour), everything else unchanged. Interpreters spend many times the fuel of compiled code
+/// on the same work (`docs/budgets.md`), so this makes a policy's budget mean about the same
+/// work in every language. Deterministic: the factor is fixed per runner, and the run's
+/// record holds the resulting policy, so a replay (which runs the recorded module as it is)
+/// has the same budget.
+pub fn budget(policy: &Policy, factor: u64) -> Policy {
+    let mut p = policy.clone();
+    if factor > 1 {
+        p.limits.fuel.0 = policy
+            .limits
+            .fuel
+            .0
+            .saturating_mul(factor)
+            .min(crate::policy::MAX_FUEL);
+        p.limits.wall_time = policy
+            .limits
+            .wall_time
+            .saturating_mul(u32::try_from(factor).unwrap_or(u32::MAX))
+            .min(crate::policy::MAX_WALL_TIME);
+    }
+    p
+}
+
+/// A runner's `argv[0]`: the display name, with `./` in front of a name the runner would
+/// take for one of its own modes (`--corral-info`, `--corral-compile`).
+fn runner_argv0(name: &str) -> String {
+    if name.starts_with("--corral-") {
+        format!("./{name}")
+    } else {
+        name.to_string()
+    }
+}
+
+/// The policy of a compile check under the run's `policy`: nothing but the runner and its
+/// arguments, with the run's fuel, memory and wall-clock limits (the check's outcome depends
+/// only on the program text and these).
+fn check_policy(policy: &Policy) -> Policy {
+    let mut p = Policy::strict().with_name("python-compile-check");
+    p.limits.fuel = policy.limits.fuel;
+    p.limits.memory = policy.limits.memory;
+    p.limits.wall_time = policy.limits.wall_time;
+    p
+}
+
+/// Runs the compile check of `ready` (if it has one) under `policy`'s limits, once per
+/// distinct limits. `Some(report)` ends the job without running the program: a
+/// `compile_error`, or (never remembered) the check's own wall-clock stop or lost worker.
+/// `None`: run the program — it compiles, or compiling it failed in a way that is not a
+/// syntax error (out of fuel or memory, a recursion error), which the run itself reports.
+async fn compile_check(
+    engine: &Engine,
+    workers: Option<&crate::worker::pool::Pool>,
+    program: &Program,
+    ready: &Ready,
+    policy: &Policy,
+) -> Result<Option<RunReport>, Error> {
+    let Some(check) = &ready.check else {
+        return Ok(None);
+    };
+    let key: CheckKey = (policy.limits.fuel.0, policy.limits.memory.0);
+    let remembered = |memo: &std::sync::Mutex<Vec<(CheckKey, Checked)>>| {
+        let memo = memo
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        memo.iter().find(|(k, _)| *k == key).map(|(_, c)| c.clone())
+    };
+    let checked = match remembered(&check.memo) {
+        Some(c) => c,
+        None => {
+            let Some(text) = ready.lead_args.first() else {
+                return Ok(None);
+            };
+            let checker = Ready {
+                module: ready.module.clone(),
+                argv0: CHECK_ARGV0.to_string(),
+                lead_args: vec![ready.argv0.clone(), text.clone()],
+                env: Vec::new(),
+                runner: ready.runner,
+                check: None,
+                budget_factor: 1,
+                warnings: None,
+            };
+            let check_policy = check_policy(policy);
+            let finished = match workers {
+                None => {
+                    let checker = Program {
+                        name: program.name.clone(),
+                        language: program.language,
+                        state: State::Ready(Box::new(checker)),
+                    };
+                    let inv = Invocation::default();
+                    match run_here(engine, &checker, &check_policy, &inv, Recording::Off).await {
+                        Ok(f) => f.report,
+                        // An invocation the sandbox refuses is refused for the run too.
+                        Err(e)
+                            if matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::Policy) =>
+                        {
+                            return Ok(None);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Some(pool) => {
+                    let inv = Invocation::default();
+                    match in_worker(pool, &checker, &check_policy, &inv, Recording::Off).await? {
+                        Ok(f) => f.report,
+                        Err(report) => return Ok(Some(report)),
+                    }
+                }
+            };
+            let checked = match &finished.verdict {
+                Verdict::Exit(1) => {
+                    let diag = String::from_utf8_lossy(&finished.stderr).into_owned();
+                    let mut report = RunReport::without_run(
+                        Verdict::CompileError(diag.clone()),
+                        compile_message(&program.name, Language::Python, &diag),
+                    );
+                    report.diagnostics = Some(diag);
+                    Checked::Failed(Box::new(report))
+                }
+                // Not remembered: a wall-clock stop is not a property of the program.
+                Verdict::Limit(crate::verdict::LimitKind::WallTime) | Verdict::HostError(_) => {
+                    return Ok(Some(finished));
+                }
+                _ => Checked::Run,
+            };
+            let mut memo = check
+                .memo
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !memo.iter().any(|(k, _)| *k == key) {
+                if memo.len() >= CHECK_MEMO {
+                    memo.remove(0);
+                }
+                memo.push((key, checked.clone()));
+            }
+            checked
+        }
+    };
+    Ok(match checked {
+        Checked::Run => None,
+        Checked::Failed(report) => Some(*report),
+    })
 }
 
 /// Runs `program` in this process (a worker process runs its runs here too).

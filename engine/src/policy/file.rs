@@ -19,6 +19,7 @@ use super::{
 struct PolicyFile {
     version: Option<Spanned<u32>>,
     extends: Option<Spanned<String>>,
+    env_mode: Option<Spanned<String>>,
     limits: Option<LimitsFile>,
     fs: Option<FsFile>,
     env: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
@@ -53,7 +54,8 @@ struct LimitsFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FsFile {
-    scratch: Option<Spanned<String>>,
+    /// A guest path, or `false` (no scratch dir, also none inherited).
+    scratch: Option<Spanned<toml::Value>>,
     allow_rw_dirs: Option<Spanned<bool>>,
 }
 
@@ -81,8 +83,8 @@ struct Range64 {
 
 fn range_of(key: &str) -> Range64 {
     let (min, max) = match key {
-        "fuel" => (0, 10_000_000_000_000),
-        "wall_time_ms" => (1, 3_600_000),
+        "fuel" => (0, super::MAX_FUEL),
+        "wall_time_ms" => (1, super::MAX_WALL_TIME.as_millis() as u64),
         "memory_bytes" => (0, 4 * GIB),
         "stdout_bytes" | "stderr_bytes" => (0, 256 * MIB),
         "stdin_bytes" => (0, GIB),
@@ -288,14 +290,38 @@ pub(super) fn load(file: &str, text: &str, name: &str) -> Result<Policy, PolicyE
 
     if let Some(fs) = &raw.fs {
         if let Some(s) = &fs.scratch {
-            let path = GuestPath::new(s.get_ref()).map_err(|e| {
-                cx.err(
-                    Some(&s.span()),
-                    format!("`fs.scratch`: {e}"),
-                    Some(e.hint().to_string()),
-                )
-            })?;
-            policy.fs.scratch = Some(path);
+            policy.fs.scratch = match s.get_ref() {
+                toml::Value::String(p) => Some(GuestPath::new(p).map_err(|e| {
+                    cx.err(
+                        Some(&s.span()),
+                        format!("`fs.scratch`: {e}"),
+                        Some(e.hint().to_string()),
+                    )
+                })?),
+                toml::Value::Boolean(false) => None,
+                other => {
+                    let shown = match other {
+                        toml::Value::Boolean(_) => "`true`".to_string(),
+                        v => {
+                            let t = v.type_str();
+                            let a = if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                                "an"
+                            } else {
+                                "a"
+                            };
+                            format!("{a} {t}")
+                        }
+                    };
+                    return Err(cx.err(
+                        Some(&s.span()),
+                        format!("`fs.scratch` is {shown}, not a guest path or `false`"),
+                        Some(
+                            "give the scratch dir's guest path, such as `scratch = \"/tmp\"`, or `scratch = false` for none, which also drops the extended policy's"
+                                .into(),
+                        ),
+                    ));
+                }
+            };
         }
         if let Some(b) = &fs.allow_rw_dirs {
             policy.fs.allow_rw_dirs = *b.get_ref();
@@ -352,8 +378,35 @@ pub(super) fn load(file: &str, text: &str, name: &str) -> Result<Policy, PolicyE
         policy.clock.epoch_secs = cx.number("clock", "epoch_secs", e)?;
     }
 
+    if let Some(mode) = &raw.env_mode {
+        match mode.get_ref().as_str() {
+            "merge" => {}
+            // The extended policy's environment is dropped; `[env]` is the whole of it.
+            "replace" => policy.env.clear(),
+            other => {
+                return Err(cx.err(
+                    Some(&mode.span()),
+                    format!("`env_mode` = `{}` is not a known mode", other.escape_debug()),
+                    Some(
+                        "use `merge` (the default: `[env]` adds to and overrides the extended policy's environment) or `replace` (`[env]` is the whole environment)"
+                            .into(),
+                    ),
+                ));
+            }
+        }
+    }
+
     if let Some(env) = &raw.env {
         for (k, v) in env.get_ref() {
+            if k == "env_mode" {
+                // TOML puts a key written after `[env]` into that table: this is almost
+                // certainly the mode in the wrong place, which would silently do nothing.
+                return Err(cx.err(
+                    Some(&v.span()),
+                    "`env_mode` is inside `[env]`, where it would be an environment variable".into(),
+                    Some("write `env_mode = \"replace\"` at the top of the file, before the first `[section]`".into()),
+                ));
+            }
             check_env_var(k, v.get_ref()).map_err(|m| {
                 cx.err(
                     Some(&v.span()),

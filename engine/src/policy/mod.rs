@@ -59,6 +59,12 @@ pub const MAX_ENV_BYTES: usize = 64 * 1024;
 /// gate (`capability::rules`), here so that the verdict messages can name it.
 pub const MAX_HANDLES: usize = 20_000;
 
+/// The largest `limits.fuel` a policy may set (also the most a budget factor reaches).
+pub const MAX_FUEL: u64 = 10_000_000_000_000;
+
+/// The largest `limits.wall_time_ms` a policy may set, as a duration.
+pub const MAX_WALL_TIME: Duration = Duration::from_millis(3_600_000);
+
 /// A deterministic CPU budget in wasmtime fuel units (about one per wasm instruction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Fuel(pub u64);

@@ -84,3 +84,110 @@ fn resolve_prefers_bundled_names() {
     let e = Policy::resolve("nonexistent-policy").unwrap_err();
     assert!(e.to_string().contains("unknown bundled policy"), "{e}");
 }
+
+#[test]
+fn issue_18_scratch_false_drops_the_inherited_scratch_dir() {
+    let p = Policy::parse("p.toml", "extends = \"standard\"\n[fs]\nscratch = false\n").unwrap();
+    assert_eq!(p.fs.scratch, None);
+    // Everything else is still inherited.
+    assert_eq!(p.limits, Policy::bundled("standard").unwrap().limits);
+    assert_eq!(p.env.get("LANG").map(String::as_str), Some("C.UTF-8"));
+    // A later path still sets one; without `extends` `false` is simply the default.
+    let p = Policy::parse(
+        "p.toml",
+        "extends = \"standard\"\n[fs]\nscratch = \"/work\"\n",
+    )
+    .unwrap();
+    assert_eq!(p.fs.scratch.as_ref().map(GuestPath::as_str), Some("/work"));
+    assert_eq!(
+        Policy::parse("p.toml", "[fs]\nscratch = false\n")
+            .unwrap()
+            .fs
+            .scratch,
+        None
+    );
+    // The trimmed policy round-trips through its canonical form (which has no `extends`).
+    let p = Policy::parse(
+        "p.toml",
+        "extends = \"permissive\"\n[fs]\nscratch = false\n",
+    )
+    .unwrap();
+    let back = Policy::parse("p.toml", &p.to_canonical_toml()).unwrap();
+    assert_eq!(back, p);
+}
+
+#[test]
+fn issue_18_scratch_takes_a_path_or_false_only() {
+    let e = Policy::parse("p.toml", "[fs]\nscratch = true\n").unwrap_err();
+    assert_eq!(e.position, Some((2, 11)));
+    assert!(
+        e.to_string().starts_with(
+            "p.toml:2:11: `fs.scratch` is `true`, not a guest path or `false` (hint: "
+        ),
+        "{e}"
+    );
+    for (value, what) in [("1", "an integer"), ("[]", "an array"), ("{}", "a table")] {
+        let e = Policy::parse("p.toml", &format!("[fs]\nscratch = {value}\n")).unwrap_err();
+        assert!(
+            e.message == format!("`fs.scratch` is {what}, not a guest path or `false`"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn issue_18_env_mode_replace_drops_the_inherited_environment() {
+    let merged = Policy::parse("p.toml", "extends = \"standard\"\n[env]\nA = \"1\"\n").unwrap();
+    assert_eq!(merged.env.len(), 2);
+    let explicit = Policy::parse(
+        "p.toml",
+        "extends = \"standard\"\nenv_mode = \"merge\"\n[env]\nA = \"1\"\n",
+    )
+    .unwrap();
+    assert_eq!(explicit, merged);
+    let replaced = Policy::parse(
+        "p.toml",
+        "extends = \"standard\"\nenv_mode = \"replace\"\n[env]\nA = \"1\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        replaced.env,
+        BTreeMap::from([("A".to_string(), "1".to_string())])
+    );
+    let empty = Policy::parse(
+        "p.toml",
+        "extends = \"permissive\"\nenv_mode = \"replace\"\n",
+    )
+    .unwrap();
+    assert!(empty.env.is_empty());
+    assert_eq!(
+        empty.fs.scratch,
+        Policy::bundled("permissive").unwrap().fs.scratch
+    );
+    let back = Policy::parse("p.toml", &replaced.to_canonical_toml()).unwrap();
+    assert_eq!(back, replaced);
+}
+
+#[test]
+fn issue_18_env_mode_errors_say_what_is_allowed() {
+    let e = Policy::parse("p.toml", "extends = \"standard\"\nenv_mode = \"drop\"\n").unwrap_err();
+    assert_eq!(e.position, Some((2, 12)));
+    assert!(
+        e.message
+            .contains("`env_mode` = `drop` is not a known mode"),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("`merge`") && e.to_string().contains("`replace`"),
+        "{e}"
+    );
+    // The mode written after `[env]` would be a variable: refused, with where it belongs.
+    let e = Policy::parse("p.toml", "[env]\nenv_mode = \"replace\"\n").unwrap_err();
+    assert_eq!(e.position, Some((2, 12)));
+    assert!(
+        e.to_string().contains("before the first `[section]`"),
+        "{e}"
+    );
+    let e = Policy::parse("p.toml", "env_mode = 1\n").unwrap_err();
+    assert_eq!(e.position.map(|p| p.0), Some(1));
+}
