@@ -291,6 +291,22 @@ impl Gate {
         s
     }
 
+    /// The host identity of what `path` under `dirfd` names, not following a final symlink
+    /// (`None`: nothing, or it cannot be looked up). Looked up before a removal, so the
+    /// identity can be forgotten after it ([`GateCore::removed`]).
+    async fn identity_at(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        dirfd: types::Fd,
+        path: GuestPtr<str>,
+    ) -> Option<u64> {
+        self.wasi
+            .path_filestat_get(mem, dirfd, types::Lookupflags::empty(), path)
+            .await
+            .ok()
+            .map(|s| s.ino)
+    }
+
     /// What `path` under `dirfd` names (`None`: nothing, or it cannot be looked up).
     async fn kind_at(
         &mut self,
@@ -1133,9 +1149,13 @@ impl WasiSnapshotPreview1 for Gate {
         if let Some(e) = path_err(&[&p_path]) {
             return self.refused("path_remove_directory", args, e);
         }
+        let removed = self.identity_at(mem, dirfd, path).await;
         let r = self.wasi.path_remove_directory(mem, dirfd, path).await;
         if r.is_ok() {
             self.core.changed();
+            if let Some(id) = removed {
+                self.core.removed(id);
+            }
         }
         self.done("path_remove_directory", args, r, |_| none())
     }
@@ -1159,12 +1179,21 @@ impl WasiSnapshotPreview1 for Gate {
         if let Some(e) = path_err(&[&p_src_path, &p_dest_path]) {
             return self.refused("path_rename", args, e);
         }
+        // A rename onto an existing name removes what the name held (unless both names are
+        // links to one object, when nothing changes).
+        let replaced = match self.identity_at(mem, dest_fd, dest_path).await {
+            Some(dest) if self.identity_at(mem, src_fd, src_path).await != Some(dest) => Some(dest),
+            _ => None,
+        };
         let r = self
             .wasi
             .path_rename(mem, src_fd, src_path, dest_fd, dest_path)
             .await;
         if r.is_ok() {
             self.core.changed();
+            if let Some(id) = replaced {
+                self.core.removed(id);
+            }
         }
         self.done("path_rename", args, r, |_| none())
     }
@@ -1213,9 +1242,13 @@ impl WasiSnapshotPreview1 for Gate {
         if let Some(e) = path_err(&[&p_path]) {
             return self.refused("path_unlink_file", args, e);
         }
+        let removed = self.identity_at(mem, dirfd, path).await;
         let r = self.wasi.path_unlink_file(mem, dirfd, path).await;
         if r.is_ok() {
             self.core.changed();
+            if let Some(id) = removed {
+                self.core.removed(id);
+            }
         }
         self.done("path_unlink_file", args, r, |_| none())
     }

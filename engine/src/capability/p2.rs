@@ -1488,9 +1488,16 @@ impl fst::HostDescriptor for GateView<'_> {
                 none()
             });
         }
+        let removed = self
+            .identity_at(&fd, fst::PathFlags::empty(), &path)
+            .await
+            .ok();
         let r = fst::HostDescriptor::remove_directory_at(&mut self.filesystem(), fd, path).await;
         if r.is_ok() {
             self.core.changed();
+            if let Some(id) = removed {
+                self.core.removed(id);
+            }
         }
         self.fs_done("descriptor.remove-directory-at", args, r, |_| none())
     }
@@ -1514,11 +1521,23 @@ impl fst::HostDescriptor for GateView<'_> {
         if let Err(e) = self.path(&new_path) {
             return self.fs_done("descriptor.rename-at", args, Err(code(e)), |_| none());
         }
+        // A rename onto an existing name removes what the name held (unless both names are
+        // links to one object, when nothing changes).
+        let flags = fst::PathFlags::empty();
+        let replaced = match self.identity_at(&new_fd, flags, &new_path).await {
+            Ok(dest) if self.identity_at(&fd, flags, &old_path).await.ok() != Some(dest) => {
+                Some(dest)
+            }
+            _ => None,
+        };
         let r =
             fst::HostDescriptor::rename_at(&mut self.filesystem(), fd, old_path, new_fd, new_path)
                 .await;
         if r.is_ok() {
             self.core.changed();
+            if let Some(id) = replaced {
+                self.core.removed(id);
+            }
         }
         self.fs_done("descriptor.rename-at", args, r, |_| none())
     }
@@ -1562,9 +1581,16 @@ impl fst::HostDescriptor for GateView<'_> {
         if let Err(e) = self.path(&path) {
             return self.fs_done("descriptor.unlink-file-at", args, Err(code(e)), |_| none());
         }
+        let removed = self
+            .identity_at(&fd, fst::PathFlags::empty(), &path)
+            .await
+            .ok();
         let r = fst::HostDescriptor::unlink_file_at(&mut self.filesystem(), fd, path).await;
         if r.is_ok() {
             self.core.changed();
+            if let Some(id) = removed {
+                self.core.removed(id);
+            }
         }
         self.fs_done("descriptor.unlink-file-at", args, r, |_| none())
     }

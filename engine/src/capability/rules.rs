@@ -286,14 +286,27 @@ pub(crate) struct Quota {
 #[derive(Debug, Default)]
 pub(crate) struct MetaView {
     inodes: HashMap<u64, u64>,
+    /// Synthetic inodes handed out so far (never reused).
+    assigned: u64,
     times: HashMap<u64, (u64, u64)>,
 }
 
 impl MetaView {
     /// The synthetic inode for a host-derived identity, assigned in order of first sight.
     fn inode(&mut self, host: u64) -> u64 {
-        let next = self.inodes.len() as u64 + 1;
-        *self.inodes.entry(host).or_insert(next)
+        let next = self.assigned + 1;
+        let ino = *self.inodes.entry(host).or_insert(next);
+        if ino == next {
+            self.assigned = next;
+        }
+        ino
+    }
+
+    /// Forgets a host identity whose object was removed: the host may give its inode number
+    /// to the next file created, which must not inherit the removed one's synthetic inode (a
+    /// replay on a host that does not reuse it would see a different one).
+    fn forget(&mut self, host: u64) {
+        self.inodes.remove(&host);
     }
 
     fn times(&self, ino: u64, epoch: u64) -> (u64, u64) {
@@ -805,6 +818,12 @@ impl GateCore {
     /// The synthetic inode for a host identity, assigned in order of first sight.
     pub(crate) fn inode(&mut self, host_id: u64) -> u64 {
         self.meta.inode(host_id)
+    }
+
+    /// The object with this host identity was removed (unlinked, its directory removed, or
+    /// replaced by a rename): whatever the host gives its identity to next is a new object.
+    pub(crate) fn removed(&mut self, host_id: u64) {
+        self.meta.forget(host_id);
     }
 
     /// Virtual `(atime, mtime, ctime)` in ns for a host identity, and its synthetic inode.
